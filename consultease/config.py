@@ -1,0 +1,118 @@
+"""Settings: one frozen object, built once at an entry point.
+
+Nothing here runs at import time. ``Settings.from_env`` reads an environment
+mapping (``os.environ`` by default) and command-line flags override it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from urllib.parse import unquote, urlsplit
+
+from consultease.errors import ConfigError
+
+DEFAULT_OFFLINE_AFTER = 90.0
+DEFAULT_MAX_CLOCK_SKEW = 300.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class MqttEndpoint:
+    """A parsed ``mqtt://`` or ``mqtts://`` URL."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def parse(cls, url: str) -> MqttEndpoint:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ConfigError(f"MQTT URL must start with mqtt:// or mqtts://, got {url!r}")
+        if not parts.hostname:
+            raise ConfigError(f"MQTT URL has no host: {url!r}")
+        tls = parts.scheme == "mqtts"
+        try:
+            port = parts.port or (8883 if tls else 1883)
+        except ValueError as exc:
+            raise ConfigError(f"MQTT URL has a bad port: {url!r}") from exc
+        return cls(
+            host=parts.hostname,
+            port=port,
+            tls=tls,
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+        )
+
+    def url(self, *, with_password: bool = False) -> str:
+        auth = ""
+        if self.username:
+            auth = self.username
+            if self.password:
+                auth += ":" + (self.password if with_password else "***")
+            auth += "@"
+        return f"{'mqtts' if self.tls else 'mqtt'}://{auth}{self.host}:{self.port}"
+
+
+def _float_setting(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a number of seconds, got {raw!r}") from exc
+    if value <= 0:
+        raise ConfigError(f"{name} must be positive, got {raw!r}")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Settings:
+    """Everything configurable, as SPEC section 2 lists it.
+
+    ``database_url`` and ``mqtt_url`` are ``None`` when nothing is configured;
+    the entry points that can bring embedded services do so then.
+    """
+
+    database_url: str | None = None
+    mqtt_url: str | None = None
+    offline_after: float = DEFAULT_OFFLINE_AFTER
+    max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
+    mqtt_client_id: str = "consultease-ingest"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            database_url=env.get("CONSULTEASE_DATABASE_URL") or None,
+            mqtt_url=env.get("CONSULTEASE_MQTT_URL") or None,
+            offline_after=_float_setting(env, "CONSULTEASE_OFFLINE_AFTER", DEFAULT_OFFLINE_AFTER),
+            max_clock_skew=_float_setting(
+                env, "CONSULTEASE_MAX_CLOCK_SKEW", DEFAULT_MAX_CLOCK_SKEW
+            ),
+            mqtt_client_id=env.get("CONSULTEASE_MQTT_CLIENT_ID")
+            or f"consultease-ingest-{socket.gethostname()}",
+        )
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored."""
+        kept = {k: v for k, v in changes.items() if v is not None}
+        return replace(self, **kept)  # type: ignore[arg-type]
+
+    def require_database_url(self) -> str:
+        if not self.database_url:
+            raise ConfigError(
+                "no database configured: set CONSULTEASE_DATABASE_URL "
+                "or pass --database-url (or run `consultease demo`, which brings its own)"
+            )
+        return self.database_url
+
+    def mqtt_endpoint(self) -> MqttEndpoint:
+        if not self.mqtt_url:
+            raise ConfigError("no broker configured: set CONSULTEASE_MQTT_URL or pass --mqtt-url")
+        return MqttEndpoint.parse(self.mqtt_url)

@@ -1,0 +1,53 @@
+"""Opening database connections, and the driver errors we treat as retryable."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import TupleRow
+
+from consultease.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_ERRORS: tuple[type[Exception], ...] = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    psycopg.OperationalError,
+)
+"""Errors after which the same transaction may simply be tried again.
+
+``OperationalError`` covers a dropped connection and a server that is
+restarting (``AdminShutdown`` and ``CannotConnectNow`` are subclasses).
+"""
+
+CONNECT_TIMEOUT = 5
+
+
+def connect(
+    url: str, *, autocommit: bool = False, application_name: str = "consultease", **kwargs: Any
+) -> psycopg.Connection[TupleRow]:
+    """Open one connection, translating failure into ``DatabaseUnavailable``.
+
+    Sessions always run in UTC so that timestamps read back compare cleanly.
+    """
+    try:
+        return psycopg.connect(
+            url,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT,
+            application_name=application_name,
+            options="-c timezone=UTC",
+            **kwargs,
+        )
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an error message: driver errors can run to several."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

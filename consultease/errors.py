@@ -1,0 +1,64 @@
+"""One root exception, and the few kinds the CLI tells apart by exit code."""
+
+from __future__ import annotations
+
+
+class ConsultEaseError(Exception):
+    """Root of every error this project raises on purpose.
+
+    ``exit_code`` is what the CLI returns when the error reaches it; the
+    message is printed as a single line.
+    """
+
+    exit_code: int = 1
+
+
+class ConfigError(ConsultEaseError):
+    """A setting is missing or malformed."""
+
+    exit_code = 2
+
+
+class DatabaseUnavailable(ConsultEaseError):
+    """The database could not be reached (after retries, where they apply)."""
+
+
+class MigrationError(ConsultEaseError):
+    """The database schema and the migration files disagree."""
+
+
+class NotFound(ConsultEaseError):
+    """The named row does not exist (or is not active)."""
+
+
+class ValidationError(ConsultEaseError):
+    """Input was rejected before anything was written.
+
+    ``field`` names the offending field where there is one, so a form can
+    show the message beside it.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class VersionConflict(ConsultEaseError):
+    """An optimistic-locking write found the row at another version."""
+
+    exit_code = 3
+
+    def __init__(self, *, faculty_id: int, expected: int, current: int) -> None:
+        super().__init__(
+            f"faculty {faculty_id} was changed by someone else: "
+            f"expected version {expected}, current version is {current}"
+        )
+        self.faculty_id = faculty_id
+        self.expected = expected
+        self.current = current
+
+
+class AuthenticationError(ConsultEaseError):
+    """A login failed: wrong credentials, or the account is locked."""
+
+    exit_code = 4

@@ -1,0 +1,1 @@
+"""Helpers shared by the test suites (no fixtures here: see tests/conftest.py)."""
