@@ -1,0 +1,7 @@
+"""One module per command group; see ``consultease.cli``."""
+
+from __future__ import annotations
+
+import argparse
+
+Subparsers = argparse._SubParsersAction
