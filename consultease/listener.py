@@ -306,6 +306,11 @@ class FacultyListener:
         return self._cache
 
     @property
+    def application_name(self) -> str:
+        """How the listener's session shows in ``pg_stat_activity``; also its thread's name."""
+        return self._application_name
+
+    @property
     def connected(self) -> bool:
         """True between ``Connected`` and ``Disconnected``."""
         return self._connected
