@@ -1,0 +1,146 @@
+"""``consultease ingest``: the MQTT ingest service, until SIGINT or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import signal
+import threading
+from types import FrameType
+
+from consultease.commands import Subparsers
+from consultease.config import Settings
+from consultease.ingest import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_QUEUE_SIZE,
+    IngestService,
+    MqttProtocol,
+)
+
+log = logging.getLogger(__name__)
+
+
+def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "ingest",
+        help="run the MQTT ingest service",
+        description="Apply desk messages to the database: at-least-once, ordered, batched. "
+        "Stops gracefully on SIGINT or SIGTERM.",
+    )
+    parser.add_argument(
+        "--mqtt-protocol",
+        choices=[p.value for p in MqttProtocol],
+        default=MqttProtocol.V5.value,
+        help="MQTT protocol version (3.1.1 for brokers without MQTT 5, e.g. amqtt; default 5)",
+    )
+    parser.add_argument(
+        "--client-id",
+        help="MQTT client id; keep it stable so the broker keeps the session "
+        "(default: $CONSULTEASE_MQTT_CLIENT_ID or consultease-ingest-HOSTNAME)",
+    )
+    parser.add_argument(
+        "--shared",
+        metavar="GROUP",
+        help="subscribe through $share/GROUP/… so several services split the load (MQTT 5)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"most messages per transaction (default {DEFAULT_BATCH_SIZE})",
+    )
+    parser.add_argument(
+        "--queue-size",
+        type=_positive_int,
+        default=DEFAULT_QUEUE_SIZE,
+        help="messages held in memory before reading from the broker pauses "
+        f"(default {DEFAULT_QUEUE_SIZE})",
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=_port,
+        help="serve Prometheus metrics on this port (0: any free port)",
+    )
+    parser.add_argument(
+        "--offline-after",
+        type=_positive_float,
+        help="seconds of silence before a desk is offline "
+        "(default $CONSULTEASE_OFFLINE_AFTER or 90)",
+    )
+    parser.add_argument(
+        "--max-clock-skew",
+        type=_positive_float,
+        help="seconds a desk clock may run ahead (default $CONSULTEASE_MAX_CLOCK_SKEW or 300)",
+    )
+    parser.add_argument(
+        "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
+    )
+    parser.add_argument(
+        "--no-state",
+        dest="publish_state",
+        action="store_false",
+        help="do not publish retained faculty state to the desks",
+    )
+    parser.set_defaults(func=run_ingest)
+
+
+def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.with_overrides(
+        offline_after=args.offline_after,
+        max_clock_skew=args.max_clock_skew,
+        mqtt_client_id=args.client_id,
+    )
+    service = IngestService(
+        settings,
+        protocol=MqttProtocol(args.mqtt_protocol),
+        shared_group=args.shared,
+        batch_size=args.batch_size,
+        queue_size=args.queue_size,
+        publish_state=args.publish_state,
+        metrics_port=args.metrics_port,
+        ca_file=args.mqtt_ca_file,
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        log.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        service.run_until(stop)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    return value

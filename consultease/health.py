@@ -1,0 +1,186 @@
+"""``consultease health``: can the system work right now, and how is it doing?
+
+Checks the database (reachable, schema present, NOTIFY queue usage, desks
+online and offline, rejections in the last hour by reason) and the broker
+(an MQTT connect and a clean disconnect). Healthy means both are reachable.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from consultease.config import MqttEndpoint, Settings
+from consultease.db import connect, first_line
+from consultease.errors import ConsultEaseError
+
+DEFAULT_TIMEOUT = 5.0
+
+_DESKS = """
+SELECT count(*) FILTER (WHERE desk_online), count(*) FILTER (WHERE NOT desk_online)
+FROM faculty WHERE active
+"""
+_REJECTIONS = """
+SELECT reason, count(*) FROM ingest_rejection
+WHERE received_at > now() - interval '1 hour'
+GROUP BY reason ORDER BY count(*) DESC, reason
+"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Check:
+    ok: bool
+    detail: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class HealthReport:
+    database: Check
+    broker: Check
+    notification_queue_usage: float | None = None
+    """``pg_notification_queue_usage()``: 0.0 to 1.0; near 1 means a listener is stuck."""
+    desks_online: int | None = None
+    desks_offline: int | None = None
+    rejections_last_hour: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def healthy(self) -> bool:
+        return self.database.ok and self.broker.ok
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "healthy": self.healthy,
+            "database": {"ok": self.database.ok, "detail": self.database.detail},
+            "broker": {"ok": self.broker.ok, "detail": self.broker.detail},
+            "notification_queue_usage": self.notification_queue_usage,
+            "desks": {"online": self.desks_online, "offline": self.desks_offline},
+            "rejections_last_hour": dict(self.rejections_last_hour),
+        }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _DatabaseFacts:
+    check: Check
+    queue_usage: float | None = None
+    online: int | None = None
+    offline: int | None = None
+    rejections: Mapping[str, int] = field(default_factory=dict)
+
+
+def check_health(
+    settings: Settings, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None
+) -> HealthReport:
+    db = _check_database(settings.database_url)
+    broker = _check_broker(settings.mqtt_url, timeout=timeout, ca_file=ca_file)
+    return HealthReport(
+        database=db.check,
+        broker=broker,
+        notification_queue_usage=db.queue_usage,
+        desks_online=db.online,
+        desks_offline=db.offline,
+        rejections_last_hour=db.rejections,
+    )
+
+
+def _check_database(url: str | None) -> _DatabaseFacts:
+    if not url:
+        return _DatabaseFacts(check=Check(ok=False, detail="not configured"))
+    started = time.perf_counter()
+    try:
+        with connect(url, autocommit=True, application_name="consultease-health") as conn:
+            usage_row = conn.execute("SELECT pg_notification_queue_usage()").fetchone()
+            usage = float(usage_row[0]) if usage_row else None
+            try:
+                desks = conn.execute(_DESKS).fetchone()
+                rejections = {str(r[0]): int(r[1]) for r in conn.execute(_REJECTIONS)}
+            except psycopg.errors.UndefinedTable:
+                return _DatabaseFacts(
+                    check=Check(
+                        ok=False,
+                        detail="reachable, but the schema is missing: run `consultease db upgrade`",
+                    ),
+                    queue_usage=usage,
+                )
+            version = conn.info.server_version
+    except ConsultEaseError as exc:
+        return _DatabaseFacts(check=Check(ok=False, detail=str(exc)))
+    except psycopg.Error as exc:
+        return _DatabaseFacts(check=Check(ok=False, detail=first_line(exc)))
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    server = f"PostgreSQL {version // 10000}.{version % 10000}"
+    return _DatabaseFacts(
+        check=Check(ok=True, detail=f"{server} answered in {elapsed_ms:.0f} ms"),
+        queue_usage=usage,
+        online=int(desks[0]) if desks else 0,
+        offline=int(desks[1]) if desks else 0,
+        rejections=rejections,
+    )
+
+
+def _check_broker(url: str | None, *, timeout: float, ca_file: str | None) -> Check:
+    if not url:
+        return Check(ok=False, detail="not configured")
+    try:
+        endpoint = MqttEndpoint.parse(url)
+    except ConsultEaseError as exc:
+        return Check(ok=False, detail=str(exc))
+    return broker_reachable(endpoint, timeout=timeout, ca_file=ca_file)
+
+
+def broker_reachable(
+    endpoint: MqttEndpoint, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None
+) -> Check:
+    """Connect (MQTT 3.1.1, which every broker speaks), then disconnect cleanly."""
+    connected = threading.Event()
+    refused: list[str] = []
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=f"consultease-health-{uuid.uuid4().hex[:8]}",
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+        reconnect_on_failure=False,
+    )
+
+    def on_connect(
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            refused.append(str(reason_code))
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect_timeout = timeout
+    if endpoint.username is not None:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    started = time.perf_counter()
+    try:
+        if endpoint.tls:
+            client.tls_set(ca_certs=ca_file)
+        client.connect(endpoint.host, endpoint.port, keepalive=10)
+        client.loop_start()
+        try:
+            if not connected.wait(timeout):
+                return Check(ok=False, detail=f"{endpoint.url()}: no answer within {timeout:g}s")
+            if refused:
+                return Check(ok=False, detail=f"{endpoint.url()}: refused ({refused[0]})")
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            client.disconnect()
+        finally:
+            client.loop_stop()
+    except (OSError, ValueError) as exc:
+        return Check(ok=False, detail=f"{endpoint.url()}: {exc}")
+    return Check(ok=True, detail=f"{endpoint.url()} accepted a connection in {elapsed_ms:.0f} ms")
