@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "consultease.commands.db",
     "consultease.commands.faculty",
+    "consultease.commands.ingest",
+    "consultease.commands.health",
 )
 ENTRY_POINT_GROUP = "consultease.commands"
 
