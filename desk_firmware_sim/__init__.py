@@ -21,7 +21,7 @@ from desk_firmware_sim.errors import ConfigError, SimError
 from desk_firmware_sim.faults import Copy, Disruption, FaultConfig
 from desk_firmware_sim.flash import FlashStore
 from desk_firmware_sim.records import EventKind, EventRecord, JsonlRecorder, Record, SentRecord
-from desk_firmware_sim.runner import Fleet, FleetSnapshot, FleetStats, UnitSnapshot
+from desk_firmware_sim.runner import Fleet, FleetSnapshot, FleetStats, UnitSnapshot, unit_rng
 from desk_firmware_sim.unit import (
     DeskFirmware,
     Message,
@@ -65,4 +65,5 @@ __all__ = [
     "make_version",
     "parse_id_list",
     "split_version",
+    "unit_rng",
 ]

@@ -170,6 +170,11 @@ class _Unit:
         self.last_error: str | None = None
 
 
+def unit_rng(seed: int, faculty_id: int) -> random.Random:
+    """The random stream of one unit in a fleet run with ``seed``: the same pair, the same run."""
+    return random.Random(f"{seed}:{faculty_id}")
+
+
 def _describe_error(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
@@ -255,7 +260,7 @@ class Fleet:
             desk = SimulatedDesk(
                 spec=cfg.unit_spec(fid),
                 faults=cfg.faults,
-                rng=random.Random(f"{self.seed}:{fid}"),
+                rng=unit_rng(self.seed, fid),
                 boot_count=boot_count,
                 now=now,
                 mismatch_after=cfg.mismatch_after,
