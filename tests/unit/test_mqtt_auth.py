@@ -1,0 +1,166 @@
+"""Broker-side credentials: Mosquitto's $7$ hash format, ACL blocks, the shipped files,
+and the audit ``--since`` parser. No services."""
+
+from __future__ import annotations
+
+import base64
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from consultease.audit import describe_change, parse_since
+from consultease.errors import ValidationError
+from consultease.mqtt_auth import (
+    broker_config,
+    desk_acl,
+    desk_credentials,
+    example_acl,
+    hash_password,
+    ingest_acl,
+    install,
+    service_credentials,
+    verify_password,
+)
+
+BROKER_DIR = Path(__file__).resolve().parents[2] / "consultease" / "broker"
+
+
+def test_hash_matches_a_line_written_by_mosquitto_passwd() -> None:
+    # `mosquitto_passwd -c -b file desk-3 secretpass` (Mosquitto 2.0.11) wrote this line.
+    line = (
+        "$7$101$vv9Jn0CIpi9wuD/v$3SqplG+SoznszkxSwU5ivhWV8eAY7JGazaDgI9geBXk+EJbsM1Cc"
+        "AS8OOUYY2W1rKLmTiB8WPTS9/b8uiYuNEw=="
+    )
+    salt = base64.b64decode("vv9Jn0CIpi9wuD/v")
+    assert hash_password("secretpass", salt=salt) == line
+    assert verify_password(line, "secretpass")
+    assert not verify_password(line, "secretpasS")
+
+
+def test_hash_format_is_iterations_101_salt_12_bytes_key_64_bytes() -> None:
+    _, seven, iterations, salt, digest = hash_password("x").split("$")
+    assert (seven, iterations) == ("7", "101")
+    assert len(base64.b64decode(salt)) == 12
+    assert len(base64.b64decode(digest)) == 64
+
+
+def test_every_credential_gets_a_fresh_salt_and_password() -> None:
+    first, second = desk_credentials(3), desk_credentials(3)
+    assert first.password != second.password
+    assert first.password_line != second.password_line
+    assert len(first.password) >= 32
+    username, encoded = first.password_line.split(":", 1)
+    assert username == "desk-3"
+    assert verify_password(encoded, first.password)
+
+
+def test_desk_acl_allows_only_its_own_topics() -> None:
+    assert desk_acl(3).splitlines() == [
+        "user desk-3",
+        "topic write consultease/faculty/3/status",
+        "topic write consultease/faculty/3/heartbeat",
+        "topic write consultease/faculty/3/availability",
+        "topic write consultease/faculty/3/mac_status",
+        "topic read consultease/faculty/3/state",
+    ]
+
+
+def test_ingest_acl_reads_every_desk_topic_and_writes_state() -> None:
+    lines = ingest_acl().splitlines()
+    assert lines[0] == "user consultease-ingest"
+    assert "topic read consultease/faculty/+/status" in lines
+    assert "topic readwrite consultease/faculty/+/state" in lines
+    assert not any(line.startswith("topic write") for line in lines)
+
+
+@pytest.mark.parametrize("bad", [0, -1])
+def test_desk_ids_must_be_positive(bad: int) -> None:
+    with pytest.raises(ValidationError):
+        desk_credentials(bad)
+
+
+def test_unknown_service_is_refused() -> None:
+    with pytest.raises(ValidationError, match="unknown service"):
+        service_credentials("kiosk")
+
+
+def test_shipped_files_are_exactly_what_the_code_generates() -> None:
+    assert (BROKER_DIR / "mosquitto.conf").read_text() == broker_config()
+    assert (BROKER_DIR / "acl.example").read_text() == example_acl()
+
+
+def test_shipped_config_refuses_anonymous_and_keeps_deep_persistent_queues() -> None:
+    directives = {
+        line.split()[0]: line.split(None, 1)[1]
+        for line in broker_config().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert directives["allow_anonymous"] == "false"
+    assert directives["persistence"] == "true"
+    assert int(directives["max_queued_messages"]) >= 100_000
+    assert directives["password_file"] and directives["acl_file"]
+
+
+def test_install_adds_then_replaces_without_duplicating_the_acl(tmp_path: Path) -> None:
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    assert install(desk_credentials(3), password_file=passwd, acl_file=acl)
+    assert install(service_credentials("ingest"), password_file=passwd, acl_file=acl)
+    rotated = desk_credentials(3)
+    assert not install(rotated, password_file=passwd, acl_file=acl)
+
+    lines = passwd.read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["consultease-ingest", "desk-3"]
+    assert rotated.password_line in lines
+    assert acl.read_text().count("user desk-3\n") == 1
+    assert acl.read_text().count("user consultease-ingest\n") == 1
+    assert stat.S_IMODE(passwd.stat().st_mode) == 0o640
+
+
+def test_install_keeps_the_mode_of_an_existing_file(tmp_path: Path) -> None:
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    passwd.write_text("other:$7$101$AAAA$BBBB\n")
+    passwd.chmod(0o600)
+    install(desk_credentials(9), password_file=passwd, acl_file=acl)
+    assert stat.S_IMODE(passwd.stat().st_mode) == 0o600
+    assert passwd.read_text().startswith("other:$7$101$AAAA$BBBB\ndesk-9:$7$")
+
+
+# -- audit --since ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2h", timedelta(hours=2)),
+        ("3d", timedelta(days=3)),
+        ("15m", timedelta(minutes=15)),
+        ("90s", timedelta(seconds=90)),
+        ("1w", timedelta(weeks=1)),
+        ("1h30m", timedelta(hours=1, minutes=30)),
+        (" 2H ", timedelta(hours=2)),
+    ],
+)
+def test_since_accepts_durations(text: str, expected: timedelta) -> None:
+    assert parse_since(text) == expected
+
+
+def test_since_accepts_iso_dates_and_times() -> None:
+    assert parse_since("2026-01-31T10:00:00+00:00") == datetime(2026, 1, 31, 10, tzinfo=UTC)
+    local = parse_since("2026-01-31")
+    assert isinstance(local, datetime)
+    assert local.tzinfo is not None
+    assert (local.year, local.month, local.day, local.hour) == (2026, 1, 31, 0)
+
+
+@pytest.mark.parametrize("text", ["", "yesterday", "2x", "h2", "2026-13-01", "1; DROP TABLE x"])
+def test_since_refuses_anything_else(text: str) -> None:
+    with pytest.raises(ValidationError, match="--since"):
+        parse_since(text)
+
+
+def test_describe_change_lists_only_what_differs() -> None:
+    assert describe_change({"a": 1, "b": "x"}, {"a": 2, "b": "x"}) == "a: 1 → 2"
+    assert describe_change(None, {"username": "alice"}) == "username=alice"
+    assert describe_change({"a": 1}, {"a": 1}) == "(no change)"
