@@ -29,6 +29,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consultease.commands.faculty",
     "consultease.commands.ingest",
     "consultease.commands.health",
+    "consultease.commands.admin_users",
+    "consultease.commands.audit",
+    "consultease.commands.desk",
 )
 ENTRY_POINT_GROUP = "consultease.commands"
 
