@@ -1,0 +1,252 @@
+"""``FacultyListModel``: the board's rows, one ``FacultyView`` each, in board order.
+
+The model adapts plain state (frozen ``FacultyView`` values) to Qt. It is
+changed only on the GUI thread, by the bridge's queued signals, and always
+in the smallest step that describes the change:
+
+* a changed row (same place in the order) emits ``dataChanged`` for that row only;
+* a renamed row that moves in the order is moved with ``beginMoveRows``;
+* a new or removed faculty is inserted or removed where the order says;
+* a resync is diffed against the current rows with the steps above, so
+  views keep their scroll position; ``beginResetModel`` is used only for the
+  very first load.
+
+Rows are kept sorted by ``consultease.cache.sort_key`` (department, name, id),
+the same order the listener and every other reader use.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QByteArray,
+    QModelIndex,
+    QPersistentModelIndex,
+    Qt,
+)
+
+from consultease.cache import sort_key
+from consultease.domain import FacultyView
+from kiosk_ui.theme import status_style, updated_text
+
+log = logging.getLogger(__name__)
+
+AnyIndex = QModelIndex | QPersistentModelIndex
+
+
+class FacultyRole(enum.IntEnum):
+    """Data roles of ``FacultyListModel`` (``Qt.DisplayRole`` is the name)."""
+
+    VIEW = Qt.ItemDataRole.UserRole + 1
+    """The whole ``FacultyView``."""
+    ID = Qt.ItemDataRole.UserRole + 2
+    NAME = Qt.ItemDataRole.UserRole + 3
+    DEPARTMENT = Qt.ItemDataRole.UserRole + 4
+    ROOM = Qt.ItemDataRole.UserRole + 5
+    """The room, or ``""`` when none is set."""
+    STATUS = Qt.ItemDataRole.UserRole + 6
+    """``shown_status``: ``available``, ``busy``, ``away`` or ``offline``."""
+    STATUS_TEXT = Qt.ItemDataRole.UserRole + 7
+    """The status as a student reads it: ``Available``, ``Offline``…"""
+    UPDATED_AT = Qt.ItemDataRole.UserRole + 8
+    UPDATED_TEXT = Qt.ItemDataRole.UserRole + 9
+    """``updated 2 min ago``, relative to the model's clock (see ``refresh_times``)."""
+    VERSION = Qt.ItemDataRole.UserRole + 10
+
+
+ROLE_NAMES: dict[int, QByteArray] = {
+    int(Qt.ItemDataRole.DisplayRole): QByteArray(b"display"),
+    **{int(role): QByteArray(role.name.lower().encode()) for role in FacultyRole},
+}
+
+
+def _accessible_text(view: FacultyView) -> str:
+    room = f", room {view.room}" if view.room else ""
+    return f"{view.name}, {view.department}{room}: {status_style(view.shown_status).label}"
+
+
+_ROLE_GETTERS: dict[int, Callable[[FacultyView], Any]] = {
+    int(Qt.ItemDataRole.DisplayRole): lambda v: v.name,
+    int(Qt.ItemDataRole.AccessibleTextRole): _accessible_text,
+    FacultyRole.VIEW: lambda v: v,
+    FacultyRole.ID: lambda v: v.id,
+    FacultyRole.NAME: lambda v: v.name,
+    FacultyRole.DEPARTMENT: lambda v: v.department,
+    FacultyRole.ROOM: lambda v: v.room or "",
+    FacultyRole.STATUS: lambda v: v.shown_status,
+    FacultyRole.STATUS_TEXT: lambda v: status_style(v.shown_status).label,
+    FacultyRole.UPDATED_AT: lambda v: v.updated_at,
+    FacultyRole.VERSION: lambda v: v.version,
+}
+"""How each role reads a row (``UPDATED_TEXT`` also needs the model's clock)."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FacultyListModel(QAbstractListModel):
+    """Active faculty as a flat list, sorted by department, name, id."""
+
+    def __init__(self, parent: Any = None, *, clock: Callable[[], datetime] = utc_now) -> None:
+        super().__init__(parent)
+        self._rows: list[FacultyView] = []
+        self._keys: list[tuple[str, str, int]] = []  # sort_key of each row, for bisect
+        self._row_of: dict[int, int] = {}
+        self._clock = clock
+        self._now = clock()
+        self._loaded = False
+
+    # -- Qt's read interface ---------------------------------------------------------
+
+    def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._rows)
+
+    def data(self, index: AnyIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or index.parent().isValid() or index.column() != 0:
+            return None
+        row = index.row()
+        if not 0 <= row < len(self._rows):
+            return None
+        if role == FacultyRole.UPDATED_TEXT:
+            return updated_text(self._rows[row].updated_at, self._now)
+        getter = _ROLE_GETTERS.get(role)
+        return None if getter is None else getter(self._rows[row])
+
+    def flags(self, index: AnyIndex) -> Qt.ItemFlag:
+        if not index.isValid():
+            return Qt.ItemFlag.NoItemFlags
+        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemNeverHasChildren
+
+    def roleNames(self) -> dict[int, QByteArray]:
+        return dict(ROLE_NAMES)
+
+    # -- plain reads --------------------------------------------------------------------
+
+    def view_at(self, row: int) -> FacultyView:
+        return self._rows[row]
+
+    def views(self) -> list[FacultyView]:
+        return list(self._rows)
+
+    def row_of(self, faculty_id: int) -> int | None:
+        return self._row_of.get(faculty_id)
+
+    def departments(self) -> list[str]:
+        """Departments present, in board order, each once."""
+        return list(dict.fromkeys(view.department for view in self._rows))
+
+    @property
+    def loaded(self) -> bool:
+        """True once the first full picture arrived."""
+        return self._loaded
+
+    # -- updates (GUI thread only) --------------------------------------------------------
+
+    def apply_resync(self, views: Iterable[FacultyView]) -> None:
+        """Make the rows exactly ``views`` (a full reload from the database).
+
+        The first load resets the model; later ones are applied row by row.
+        """
+        fresh = sorted((v for v in views if v.active), key=sort_key)
+        if not self._loaded and not self._rows:
+            self.beginResetModel()
+            self._set_rows(fresh)
+            self._loaded = True
+            self.endResetModel()
+            return
+        self._loaded = True
+        wanted = {v.id: v for v in fresh}
+        for row in range(len(self._rows) - 1, -1, -1):
+            if self._rows[row].id not in wanted:
+                self._remove_row(row)
+        for view in fresh:
+            current = self._current(view.id)
+            if current is None or current != view:
+                self._place(view)
+
+    def apply_change(self, view: FacultyView) -> None:
+        """A faculty was added or changed. Older versions than the one shown are ignored."""
+        if not view.active:
+            self.apply_removal(view.id)
+            return
+        current = self._current(view.id)
+        if current is not None and view.version <= current.version:
+            return
+        self._place(view)
+
+    def apply_removal(self, faculty_id: int) -> None:
+        row = self._row_of.get(faculty_id)
+        if row is not None:
+            self._remove_row(row)
+
+    def refresh_times(self) -> None:
+        """Recompute every ``updated … ago`` text against the clock (once a minute)."""
+        self._now = self._clock()
+        if self._rows:
+            self.dataChanged.emit(
+                self.index(0), self.index(len(self._rows) - 1), [FacultyRole.UPDATED_TEXT]
+            )
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _current(self, faculty_id: int) -> FacultyView | None:
+        row = self._row_of.get(faculty_id)
+        return None if row is None else self._rows[row]
+
+    def _place(self, view: FacultyView) -> None:
+        """Insert ``view``, or replace its row, moving it when its sort position changed."""
+        row = self._row_of.get(view.id)
+        key = sort_key(view)
+        if row is None:
+            target = bisect.bisect_left(self._keys, key)
+            self.beginInsertRows(QModelIndex(), target, target)
+            self._rows.insert(target, view)
+            self._keys.insert(target, key)
+            self._reindex(target)
+            self.endInsertRows()
+            return
+        if self._keys[row] != key:
+            # Where the row goes among the *other* rows.
+            others = self._keys[:row] + self._keys[row + 1 :]
+            target = bisect.bisect_left(others, key)
+            if target != row:
+                # beginMoveRows names the destination in the pre-move numbering.
+                destination = target if target < row else target + 1
+                self.beginMoveRows(QModelIndex(), row, row, QModelIndex(), destination)
+                del self._rows[row]
+                del self._keys[row]
+                self._rows.insert(target, view)
+                self._keys.insert(target, key)
+                self._reindex(min(row, target))
+                self.endMoveRows()
+                row = target
+        self._rows[row] = view
+        self._keys[row] = key
+        changed = self.index(row)
+        self.dataChanged.emit(changed, changed)
+
+    def _remove_row(self, row: int) -> None:
+        self.beginRemoveRows(QModelIndex(), row, row)
+        view = self._rows.pop(row)
+        del self._keys[row]
+        del self._row_of[view.id]
+        self._reindex(row)
+        self.endRemoveRows()
+
+    def _set_rows(self, views: Sequence[FacultyView]) -> None:
+        self._rows = list(views)
+        self._keys = [sort_key(v) for v in self._rows]
+        self._row_of = {}
+        self._reindex(0)
+
+    def _reindex(self, start: int) -> None:
+        for row in range(start, len(self._rows)):
+            self._row_of[self._rows[row].id] = row

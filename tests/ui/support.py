@@ -1,0 +1,117 @@
+"""Helpers for the kiosk tests: views to feed models, rows to seed, a running kiosk."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from pytestqt.qtbot import QtBot
+
+from consultease.domain import FacultyView, Source, Status
+from consultease.seed import DEPARTMENTS
+from kiosk_ui.window import LISTENER_NAME, KioskWindow
+from tests.support.factories import add_faculty
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def view(
+    faculty_id: int,
+    name: str,
+    department: str = "Computer Science",
+    *,
+    status: str = "available",
+    desk_online: bool = True,
+    version: int = 1,
+    room: str | None = "CS-101",
+    active: bool = True,
+    updated_at: datetime = T0,
+) -> FacultyView:
+    return FacultyView(
+        id=faculty_id,
+        name=name,
+        department=department,
+        email=f"f{faculty_id}@uni.example",
+        room=room,
+        status=Status(status),
+        status_source=Source.DESK,
+        desk_online=desk_online,
+        active=active,
+        version=version,
+        last_seen=None,
+        updated_at=updated_at,
+    )
+
+
+MIXED_STATES: tuple[tuple[str, bool], ...] = (
+    ("available", True),
+    ("busy", True),
+    ("available", True),
+    ("away", True),
+    ("busy", False),  # offline desk: shown as offline whatever the status
+    ("available", True),
+    ("away", True),
+)
+
+
+def seed_board(db: psycopg.Connection[Any], count: int = 30) -> dict[str, int]:
+    """Up to ``count`` realistic faculty over the demo's 4 departments, in mixed states.
+
+    Returns name -> id. ``updated_at`` is spread over the last two hours.
+    """
+    ids: dict[str, int] = {}
+    people = [(dept, name, room) for dept, rows in DEPARTMENTS.items() for name, room in rows]
+    for position, (department, name, room) in enumerate(people[:count]):
+        status, online = MIXED_STATES[position % len(MIXED_STATES)]
+        faculty_id = add_faculty(
+            db, name=name, department=department, room=room, status=status, desk_online=online
+        )
+        db.execute(
+            "UPDATE faculty SET updated_at = now() - make_interval(mins => %s) WHERE id = %s",
+            ((position * 37) % 120, faculty_id),
+        )
+        ids[name] = faculty_id
+    return ids
+
+
+def listener_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == LISTENER_NAME and t.is_alive()]
+
+
+@contextmanager
+def running_kiosk(
+    qtbot: QtBot, database_url: str, *, size: tuple[int, int] = (1024, 600), **options: Any
+) -> Iterator[KioskWindow]:
+    """A shown kiosk whose first resync has arrived; closed (listener stopped) afterwards."""
+    window = KioskWindow(database_url, **options)
+    try:
+        window.resize(*size)
+        window.start()
+        window.show()
+        qtbot.waitExposed(window)
+        qtbot.waitUntil(lambda: window.model.loaded and window.board.live, timeout=5000)
+        yield window
+    finally:
+        window.close()
+        window.deleteLater()
+        assert not window.listener.connected
+        assert listener_threads() == [], "the listener thread outlived the window"
+
+
+def terminate_listener(db: psycopg.Connection[Any]) -> int:
+    """Kill the kiosk's LISTEN connection on the server, as a network failure would."""
+    row = db.execute(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+        "WHERE application_name = %s AND datname = current_database()",
+        (LISTENER_NAME,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def stale(minutes: int) -> datetime:
+    return T0 - timedelta(minutes=minutes)
