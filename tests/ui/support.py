@@ -12,7 +12,6 @@ import psycopg
 from pytestqt.qtbot import QtBot
 
 from consultease.domain import FacultyView, Source, Status
-from consultease.seed import DEPARTMENTS
 from kiosk_ui.window import LISTENER_NAME, KioskWindow
 from tests.support.factories import add_faculty
 
@@ -47,6 +46,48 @@ def view(
     )
 
 
+PEOPLE: dict[str, list[tuple[str, str]]] = {
+    "Computer Science": [
+        ("Dr. Ada Lovelace", "CS-101"),
+        ("Prof. Alan Turing", "CS-102"),
+        ("Dr. Grace Hopper", "CS-103"),
+        ("Dr. Barbara Liskov", "CS-201"),
+        ("Prof. Donald Knuth", "CS-202"),
+        ("Dr. Frances Allen", "CS-203"),
+        ("Dr. Leslie Lamport", "CS-204"),
+        ("Dr. Radia Perlman", "CS-205"),
+    ],
+    "Mathematics": [
+        ("Prof. Emmy Noether", "M-110"),
+        ("Dr. Srinivasa Ramanujan", "M-111"),
+        ("Dr. Sofia Kovalevskaya", "M-112"),
+        ("Dr. Kurt Gödel", "M-113"),
+        ("Prof. Maryam Mirzakhani", "M-210"),
+        ("Dr. Katherine Johnson", "M-211"),
+        ("Dr. Terence Tao", "M-212"),
+    ],
+    "Physics": [
+        ("Prof. Marie Curie", "P-001"),
+        ("Dr. Richard Feynman", "P-002"),
+        ("Dr. Lise Meitner", "P-003"),
+        ("Dr. Chien-Shiung Wu", "P-004"),
+        ("Dr. Paul Dirac", "P-101"),
+        ("Prof. Vera Rubin", "P-102"),
+        ("Dr. Subrahmanyan Chandrasekhar", "P-103"),
+        ("Dr. Jocelyn Bell Burnell", "P-104"),
+    ],
+    "Electrical Engineering": [
+        ("Dr. Nikola Tesla", "EE-310"),
+        ("Dr. Hedy Lamarr", "EE-311"),
+        ("Prof. Claude Shannon", "EE-312"),
+        ("Dr. Mildred Dresselhaus", "EE-313"),
+        ("Dr. Oliver Heaviside", "EE-314"),
+        ("Dr. Edith Clarke", "EE-315"),
+        ("Dr. José Moura", "EE-316"),
+    ],
+}
+"""Thirty faculty over four departments, with rooms, for seeding and the screenshot."""
+
 MIXED_STATES: tuple[tuple[str, bool], ...] = (
     ("available", True),
     ("busy", True),
@@ -59,12 +100,12 @@ MIXED_STATES: tuple[tuple[str, bool], ...] = (
 
 
 def seed_board(db: psycopg.Connection[Any], count: int = 30) -> dict[str, int]:
-    """Up to ``count`` realistic faculty over the demo's 4 departments, in mixed states.
+    """Up to ``count`` realistic faculty over 4 departments, in mixed states.
 
     Returns name -> id. ``updated_at`` is spread over the last two hours.
     """
     ids: dict[str, int] = {}
-    people = [(dept, name, room) for dept, rows in DEPARTMENTS.items() for name, room in rows]
+    people = [(dept, name, room) for dept, rows in PEOPLE.items() for name, room in rows]
     for position, (department, name, room) in enumerate(people[:count]):
         status, online = MIXED_STATES[position % len(MIXED_STATES)]
         faculty_id = add_faculty(
