@@ -32,6 +32,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consultease.commands.admin_users",
     "consultease.commands.audit",
     "consultease.commands.desk",
+    "consultease.commands.demo",
 )
 ENTRY_POINT_GROUP = "consultease.commands"
 
