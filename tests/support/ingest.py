@@ -461,6 +461,7 @@ class IngestProcess:
         assert self._process is not None
         self._process.send_signal(signal.SIGKILL)
         self._process.wait(10)
+        self._finish()
 
     def terminate(self) -> None:
         assert self._process is not None
@@ -469,16 +470,21 @@ class IngestProcess:
     def wait(self, timeout: float) -> int:
         assert self._process is not None
         code = self._process.wait(timeout)
-        if self._reader is not None:
-            self._reader.join(5)
+        self._finish()
         return code
 
     def close(self) -> None:
         if self._process is not None and self._process.poll() is None:
             self._process.kill()
             self._process.wait(10)
+        self._finish()
+
+    def _finish(self) -> None:
+        """Collect the rest of the log and close the pipe (the process has ended)."""
         if self._reader is not None:
             self._reader.join(5)
+        if self._process is not None and self._process.stderr is not None:
+            self._process.stderr.close()
 
     def __enter__(self) -> Self:
         return self.start()
