@@ -16,7 +16,6 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consultease.accounts import AdminAccounts
 from consultease.admin import FacultyAdmin
@@ -26,36 +25,9 @@ from consultease.store import Store
 from tests.support.factories import add_faculty, faculty_row, status_update
 from tests.support.notifications import NotificationRecorder
 from tests.support.pg import with_database
+from tests.support.roles import login_in, url_as
 
 GROUPS = ("consultease_ingest", "consultease_kiosk", "consultease_admin")
-
-
-def url_as(url: str, user: str, password: str) -> str:
-    params = conninfo_to_dict(url)
-    params.update(user=user, password=password)
-    return make_conninfo(**params)  # type: ignore[arg-type]
-
-
-@contextmanager
-def login_in(database_url: str, group: str) -> Iterator[str]:
-    """A throwaway LOGIN role in ``group``; yields a URL that connects as it."""
-    name = f"ce_test_{group.removeprefix('consultease_')}_{uuid.uuid4().hex[:10]}"
-    password = secrets.token_urlsafe(16)
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("CREATE ROLE {} LOGIN PASSWORD {} IN ROLE {}").format(
-                sql.Identifier(name), sql.Literal(password), sql.Identifier(group)
-            )
-        )
-    try:
-        yield url_as(database_url, name, password)
-    finally:
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
-                (name,),
-            )
-            conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
 
 
 @contextmanager
