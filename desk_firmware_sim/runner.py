@@ -58,6 +58,7 @@ MAX_SELECT_WAIT = 0.5
 FLOOD_BATCH = 32
 MIN_BACKOFF = 0.5
 MAX_BACKOFF = 30.0
+STABLE_AFTER = 10.0
 CONNECT_WORKERS = 8
 
 RecordSink = Callable[[Record], None]
@@ -158,6 +159,7 @@ class _Unit:
         self.connect_at = 0.0
         self.deadline = math.inf
         self.failures = 0
+        self.connected_at = 0.0
         self.ever_connected = False
         self.inflight: set[int] = set()
         self.scheduled = math.inf
@@ -282,14 +284,14 @@ class Fleet:
         self._started_at = now
         for unit in self._units:
             self._reschedule(unit)
-        self._thread = threading.Thread(target=self._main, name="desk-sim-io")
-        self._thread.start()
         _log.info(
-            "started %d simulated desk(s) against %s (seed %d)",
+            "starting %d simulated desk(s) against %s (seed %d)",
             len(self._units),
             self.broker.display(),
             self.seed,
         )
+        self._thread = threading.Thread(target=self._main, name="desk-sim-io")
+        self._thread.start()
 
     def stop(self, timeout: float | None = None) -> None:
         """Stop cleanly: retained ``offline``, DISCONNECT, threads joined. Idempotent."""
@@ -764,10 +766,14 @@ class Fleet:
             unit.deadline = now + self.config.connect_timeout + self.config.keepalive
             touched.add(unit)
 
-    def _connect_failed(self, unit: _Unit, now: float, error: str) -> None:
+    def _retry_later(self, unit: _Unit, now: float) -> None:
+        """Exponential backoff with jitter: 1 s, 2 s, 4 s … 30 s."""
         unit.failures += 1
         backoff = min(MAX_BACKOFF, MIN_BACKOFF * 2 ** min(unit.failures, 10))
         unit.connect_at = now + backoff * self._jitter.uniform(0.75, 1.25)
+
+    def _connect_failed(self, unit: _Unit, now: float, error: str) -> None:
+        self._retry_later(unit, now)
         message = f"cannot connect to {self.broker.display()}: {error}"
         with self._lock:
             unit.last_error = error
@@ -802,14 +808,11 @@ class Fleet:
         if self._stopping:
             self._say_offline(unit, now)
             return
-        if unit.failures:
+        if unit.last_error is not None:
             _log.info("desk %d: connected to %s", unit.faculty_id, self.broker.display())
-        unit.failures = 0
+        unit.connected_at = now
         restored = unit.ever_connected
         unit.ever_connected = True
-        with self._changed:
-            unit.last_error = None
-            self._set_connected(unit, connected=True)
         self._emit(
             EventRecord(
                 at=now,
@@ -820,6 +823,10 @@ class Fleet:
         )
         self._execute(unit, unit.desk.on_connected(now))
         self._reschedule(unit)
+        # Flagged last, so whoever waits for "connected" already sees the first status.
+        with self._changed:
+            unit.last_error = None
+            self._set_connected(unit, connected=True)
 
     def _on_disconnect(
         self,
@@ -859,7 +866,11 @@ class Fleet:
                     detail=str(reason_code),
                 )
             )
-            unit.connect_at = now + MIN_BACKOFF * self._jitter.uniform(0.5, 1.5)
+            # A link that keeps dying soon after connecting (say, another client with
+            # our id) backs off like a failing connect; a stable one starts over.
+            if now - unit.connected_at >= STABLE_AFTER:
+                unit.failures = 0
+            self._retry_later(unit, now)
         elif unit.connect_at <= now:
             self._connect_failed(unit, now, f"disconnected during handshake ({reason_code})")
 

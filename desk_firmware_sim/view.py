@@ -55,10 +55,10 @@ def _totals_line(stats: FleetStats) -> Text:
 
 
 def unit_table(units: tuple[UnitSnapshot, ...], *, title: str | None = None) -> Table:
-    table = Table(title=title, expand=False, header_style="bold")
+    table = Table(title=title, caption="version: boot:seq", expand=False, header_style="bold")
     table.add_column("unit", justify="right")
     table.add_column("status")
-    table.add_column("version (boot:seq)", justify="right")
+    table.add_column("version", justify="right")
     table.add_column("boots", justify="right")
     table.add_column("sent", justify="right")
     table.add_column("mismatches", justify="right")

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -501,3 +502,85 @@ def test_cli_reports_an_unreachable_broker_in_one_line(tmp_path: Path) -> None:
         f"desk_firmware_sim: error: cannot connect to mqtt://127.0.0.1:{port}: "
         "connection refused (gave up after 1s)"
     ]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[int]:
+    """A Mosquitto of our own that only lets in desk-1001 and an observer."""
+    binary = shutil.which("mosquitto") or shutil.which(
+        "mosquitto", path="/usr/sbin:/usr/local/sbin"
+    )
+    passwd = shutil.which("mosquitto_passwd")
+    if binary is None or passwd is None:
+        pytest.skip("mosquitto and mosquitto_passwd are needed")
+    password_file = tmp_path / "passwd"
+    password_file.touch()
+    for user, password in (("desk-1001", "right"), ("observer", "watch")):
+        subprocess.run([passwd, "-b", str(password_file), user, password], check=True)
+    port = _free_port()
+    conf = tmp_path / "mosquitto.conf"
+    # As root, mosquitto would switch to its own user, who cannot read tmp_path.
+    as_root = "user root\n" if os.geteuid() == 0 else ""
+    conf.write_text(
+        f"listener {port} 127.0.0.1\n"
+        "allow_anonymous false\n"
+        f"password_file {password_file}\n"
+        "persistence false\n"
+        "log_type error\n" + as_root
+    )
+    proc = subprocess.Popen([binary, "-c", str(conf)], stderr=subprocess.PIPE)
+    try:
+        end = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > end or proc.poll() is not None:
+                    proc.kill()
+                    _, err = proc.communicate()
+                    pytest.fail(f"the private mosquitto did not start: {err.decode()}")
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=10)
+
+
+def test_units_log_in_with_their_own_desk_account(private_broker: int, tmp_path: Path) -> None:
+    port = private_broker
+    seen: list[str] = []
+    observer = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="observer")
+    observer.username_pw_set("observer", "watch")
+    observer.on_message = lambda c, u, m: seen.append(m.topic)
+    observer.connect("127.0.0.1", port)
+    observer.subscribe("consultease/#", qos=1)
+    observer.loop_start()
+    config = make_config(
+        [1001, 1002],
+        tmp_path,
+        mqtt_url=f"mqtt://127.0.0.1:{port}",
+        desk_passwords={1001: "right", 1002: "wrong"},
+    )
+    try:
+        with Fleet(config) as fleet:
+            assert fleet.wait_connected(10, count=1)
+            end = time.monotonic() + 10
+            while time.monotonic() < end and fleet.snapshot().units[1].last_error is None:
+                time.sleep(0.05)
+            good, bad = fleet.snapshot().units
+            assert good.connected and good.status_sent > 0
+            assert not bad.connected and bad.sent == 0
+            assert bad.last_error is not None and "refused" in bad.last_error
+    finally:
+        observer.disconnect()
+        observer.loop_stop()
+    assert "consultease/faculty/1001/status" in seen
+    assert not any("/1002/" in topic for topic in seen)
