@@ -294,10 +294,9 @@ class FacultyListener:
         # Touched by the listener thread only.
         self._ever_connected = False
         self._down_reported = False
+        # close() writes to one end to wake the thread's selector; made by start().
         self._wake_lock = threading.Lock()
-        self._wake_r, self._wake_w = socket.socketpair()
-        self._wake_r.setblocking(False)
-        self._wake_w.setblocking(False)
+        self._wake_pair: tuple[socket.socket, socket.socket] | None = None
 
     # -- public surface ------------------------------------------------------------
 
@@ -341,6 +340,10 @@ class FacultyListener:
         """Start the background thread. A listener starts once."""
         if self._thread is not None or self._stop.is_set():
             raise RuntimeError("a FacultyListener can be started only once")
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._wake_pair = (reader, writer)
         self._thread = threading.Thread(target=self._run, name=self._application_name, daemon=False)
         self._thread.start()
 
@@ -382,8 +385,7 @@ class FacultyListener:
                 self._emit(Disconnected(reason="listener closed"))
         finally:
             self._connected = False
-            if self._stop.is_set():
-                self._close_wake_sockets()
+            self._close_wake_sockets()
 
     def _session(self) -> _SessionEnd:
         """One connection, from connect to failure or close()."""
@@ -431,7 +433,8 @@ class FacultyListener:
         """Apply notifications until the connection fails (raises) or close() (_Stopping)."""
         with selectors.DefaultSelector() as selector:
             selector.register(conn.fileno(), selectors.EVENT_READ, "db")
-            selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+            assert self._wake_pair is not None
+            selector.register(self._wake_pair[0], selectors.EVENT_READ, "wake")
             next_resync = time.monotonic() + self._resync_interval
             while True:
                 self._check_stop()
@@ -539,9 +542,11 @@ class FacultyListener:
     def _wake(self) -> None:
         # Already closed, or the buffer is full: either way it is awake.
         with self._wake_lock, contextlib.suppress(OSError):
-            self._wake_w.send(b"\0")
+            if self._wake_pair is not None:
+                self._wake_pair[1].send(b"\0")
 
     def _close_wake_sockets(self) -> None:
         with self._wake_lock:
-            self._wake_w.close()
-            self._wake_r.close()
+            if self._wake_pair is not None:
+                for end in self._wake_pair:
+                    end.close()

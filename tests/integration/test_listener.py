@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 import time
 import uuid
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
+from consultease.bench_listener import DriverMode, measure_listener_latency, percentile
 from consultease.cache import FacultyCache
 from consultease.domain import Status
 from consultease.listener import (
@@ -539,6 +541,35 @@ def test_close_before_start_is_harmless(make_listener: Callable[..., FacultyList
     listener = make_listener()
     listener.close()
     assert not listener.connected
+
+
+# -- the benchmark -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("driver_mode", ["thread", "process"])
+def test_latency_benchmark_measures_every_change_and_cleans_up(
+    db: psycopg.Connection[Any], database_url: str, driver_mode: DriverMode
+) -> None:
+    result = measure_listener_latency(
+        database_url, rate=200, duration=0.5, rows=10, driver_mode=driver_mode
+    )
+    print(driver_mode, {k: round(v, 3) for k, v in result.items()})
+    assert result["changes"] == 100
+    assert result["undelivered"] == 0
+    assert result["notifications"] == 100
+    assert 0 <= result["p50_ms"] <= result["p99_ms"] <= result["max_ms"] < 1000
+    assert 0 < result["fetch_ratio"] <= 1
+    row = db.execute("SELECT count(*) FROM faculty").fetchone()
+    assert row == (0,)
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.5) == 50
+    assert percentile(values, 0.99) == 99
+    assert percentile(values, 1.0) == 100
+    assert percentile([7.0], 0.99) == 7
+    assert math.isnan(percentile([], 0.5))
 
 
 # -- pure parts -------------------------------------------------------------------------
