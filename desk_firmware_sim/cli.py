@@ -85,7 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="where units keep their boot counter (default: per-user state directory)",
     )
     faults = p.add_argument_group("faults (rates are chances per status message)")
-    faults.add_argument("--duplicate-rate", type=float, default=0.0, metavar="P")
+    faults.add_argument(
+        "--duplicate-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="send the same message twice in a row",
+    )
     faults.add_argument(
         "--reorder-window",
         type=int,
@@ -100,10 +106,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="P",
         help="share of messages held back when --reorder-window > 0 (default 0.25)",
     )
-    faults.add_argument("--reboot-rate", type=float, default=0.0, metavar="P")
-    faults.add_argument("--drop-rate", type=float, default=0.0, metavar="P")
     faults.add_argument(
-        "--clock-skew", type=float, default=0.0, metavar="SECONDS", help="device clock offset"
+        "--reboot-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="reboot after a status message (boot counter + 1, sequence restarts)",
+    )
+    faults.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="close the socket without DISCONNECT after a status message (the will fires)",
+    )
+    faults.add_argument(
+        "--clock-skew",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="device clock offset, e.g. --clock-skew=-60",
     )
     faults.add_argument(
         "--reconnect-delay",

@@ -146,7 +146,7 @@ class SimConfig:
     connect_timeout: float = 5.0
     shutdown_timeout: float = 5.0
     max_inflight: int = 1000
-    max_queued: int = 0
+    max_queued: int = 10_000
 
     def __post_init__(self) -> None:
         if not self.faculty_ids:

@@ -283,6 +283,24 @@ def test_legacy_units_send_the_firmware_payload(faculty_ids: list[int], tmp_path
     assert [p["timestamp"] for p in first] == sorted(p["timestamp"] for p in first)
 
 
+def test_run_stops_on_the_event_and_returns_totals(faculty_ids: list[int], tmp_path: Path) -> None:
+    stop = threading.Event()
+    fleet = Fleet(make_config(faculty_ids, tmp_path, duration=30.0))
+    timer = threading.Timer(1.0, stop.set)
+    timer.start()
+    started = time.monotonic()
+    stats = fleet.run(stop)
+    timer.join()
+    assert time.monotonic() - started < 10  # the event, not the 30 s duration, ended it
+    assert stats.units == 2 and stats.connected == 0
+    assert stats.status_sent >= 2 * 5
+    assert stats.status_per_second > 0
+    assert not fleet.running and sim_threads() == []
+    assert set(fleet.truth()) == set(faculty_ids)
+    assert all(status is not None for status in fleet.truth().values())
+    fleet.stop()  # idempotent
+
+
 @pytest.mark.slow
 def test_a_dropped_connection_fires_the_will_then_reconnects(
     faculty_ids: list[int], tmp_path: Path
