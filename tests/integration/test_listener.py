@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -379,9 +381,23 @@ def test_killed_connection_reconnects_and_resyncs_changes_made_while_away(
     events.wait_for(FacultyChanged, lambda e: e.view.id == untouched, since=mark, timeout=1.0)
 
 
+@pytest.fixture
+def private_pg_dir() -> Iterator[Path]:
+    """A data directory outside pytest's temporary tree.
+
+    When the tests run as root PostgreSQL runs as an unprivileged user, and
+    every pytest session (another one may start meanwhile) resets its base
+    directory to mode 0700, which would lock a restarting server out.
+    """
+    root = Path(tempfile.mkdtemp(prefix="consultease-test-listener-pg-"))
+    root.chmod(0o755)
+    yield root / "pg"
+    shutil.rmtree(root, ignore_errors=True)
+
+
 @pytest.mark.slow
-def test_listener_recovers_by_itself_after_database_restart(tmp_path: Path) -> None:
-    server = PostgresInstance(tmp_path / "pg", durable=False).start()
+def test_listener_recovers_by_itself_after_database_restart(private_pg_dir: Path) -> None:
+    server = PostgresInstance(private_pg_dir, durable=False).start()
     listener: FacultyListener | None = None
     try:
         upgrade(server.url)
