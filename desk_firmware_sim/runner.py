@@ -516,6 +516,7 @@ class Fleet:
                 if unit.conn is not _Conn.CONNECTED or unit.client.want_write():
                     break
                 self._execute(unit, unit.desk.load_step(now))
+            self._reschedule(unit)  # a message held back for reordering has a deadline
             touched.add(unit)
             client = unit.client
             if (
