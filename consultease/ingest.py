@@ -41,6 +41,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
+from psycopg import DataError, IntegrityError
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.errors import Error as DriverError
 
@@ -76,6 +77,9 @@ RECONNECT_MIN_DELAY: Final = 1
 RECONNECT_MAX_DELAY: Final = 30
 MAX_SWEEP_INTERVAL: Final = 5.0
 _POLL: Final = 0.1
+_REFUSED: Final = (DataError, IntegrityError, UnicodeEncodeError)
+"""Errors that blame a message's content, not the database: such a message is
+isolated and recorded rather than retried forever (a poison message)."""
 _PAYLOAD_LOG_LIMIT: Final = 64
 
 
@@ -296,7 +300,12 @@ class IngestService:
             "on" if self.publish_state else "off",
         )
         if self._metrics_port is not None:
-            self._metrics_server = MetricsServer(self.metrics.registry, port=self._metrics_port)
+            try:
+                self._metrics_server = MetricsServer(self.metrics.registry, port=self._metrics_port)
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on port {self._metrics_port}: {exc.strerror or exc}"
+                ) from exc
         self._worker.start()
         self._sweeper.start()
         if self.publish_state:
@@ -377,8 +386,8 @@ class IngestService:
 
         Raises ``IngestFailed`` if an internal error stopped the service first.
         """
-        self.start()
         try:
+            self.start()
             while not stop_event.wait(0.2):
                 if self._failed.is_set():
                     break
@@ -408,7 +417,10 @@ class IngestService:
         if self.endpoint.username is not None:
             client.username_pw_set(self.endpoint.username, self.endpoint.password)
         if self.endpoint.tls:
-            client.tls_set(ca_certs=self._ca_file)
+            try:
+                client.tls_set(ca_certs=self._ca_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
         elif self._ca_file is not None:
             raise ConfigError("--mqtt-ca-file needs an mqtts:// broker URL")
         client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
@@ -564,7 +576,7 @@ class IngestService:
                 len(batch),
             )
             return False
-        except Exception as exc:  # a message the database refuses: isolate it
+        except _REFUSED as exc:  # a message the database refuses: isolate it
             log.error("batch of %d failed (%s); applying one by one", len(batch), exc)
             maybe = self._apply_singly(batch)
             if maybe is None:
@@ -576,8 +588,9 @@ class IngestService:
         return True
 
     def _apply_singly(self, batch: Sequence[_Delivery]) -> list[Outcome] | None:
-        """Apply each message alone; one the database refuses is recorded as
-        rejected (``invalid_field``), or dropped with an error if even that fails."""
+        """Apply each message alone; one the database refuses for its content is
+        recorded as rejected (``invalid_field``), or dropped with an error if even
+        that fails. Any other error stops the service with nothing acked."""
         outcomes: list[Outcome] = []
         for delivery in batch:
             item = delivery.item
@@ -586,7 +599,7 @@ class IngestService:
                 continue
             except DatabaseUnavailable:
                 return None
-            except Exception as exc:
+            except _REFUSED as exc:
                 detail = f"database refused it: {type(exc).__name__}"
                 log.error("the database refused a message on %s: %s", item.topic, exc)
             try:
@@ -604,7 +617,7 @@ class IngestService:
                 )
             except DatabaseUnavailable:
                 return None
-            except Exception:
+            except _REFUSED:
                 log.exception(
                     "cannot even record the refused message on %s; dropping it", item.topic
                 )
