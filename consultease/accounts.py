@@ -41,12 +41,12 @@ from consultease.audit import record
 from consultease.db import connect, first_line
 from consultease.errors import (
     AuthenticationError,
-    ConsultEaseError,
     DatabaseUnavailable,
     NotFound,
     ValidationError,
 )
 from consultease.passwords import PasswordRejected, check_password, make_hasher, normalise
+from consultease.roles import ADMIN_ROLE, permission_denied
 from consultease.tables import admin_user
 
 log = logging.getLogger(__name__)
@@ -64,12 +64,6 @@ class AccountLocked(AuthenticationError):
     def __init__(self, locked_until: datetime) -> None:
         super().__init__(f"account locked until {_clock_time(locked_until)}")
         self.locked_until = locked_until
-
-
-class PermissionDenied(ConsultEaseError):
-    """The database login lacks the privileges this operation needs."""
-
-    exit_code = 5
 
 
 # -- the lockout rule, pure ---------------------------------------------------
@@ -173,11 +167,9 @@ class AdminAccounts:
             with self._engine.begin() as conn:
                 yield conn
         except DBAPIError as exc:
-            if isinstance(exc.orig, psycopg.errors.InsufficientPrivilege):
-                raise PermissionDenied(
-                    f"{first_line(exc.orig)}: the database login needs the "
-                    "consultease_admin role for admin accounts"
-                ) from exc
+            denied = permission_denied(exc.orig, role=ADMIN_ROLE)
+            if denied is not None:
+                raise denied from exc
             if isinstance(exc.orig, psycopg.OperationalError):
                 raise DatabaseUnavailable(f"database error: {first_line(exc.orig)}") from exc
             raise

@@ -15,10 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, create_engine, func, insert, literal, or_, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from consultease.db import connect
 from consultease.errors import ValidationError
+from consultease.roles import ADMIN_ROLE, permission_denied
 from consultease.tables import audit_log
 
 MAX_LIMIT: Final = 10_000
@@ -136,8 +138,14 @@ class AuditLog:
                     audit_log.c.action.startswith(action + ".", autoescape=True),
                 )
             )
-        with self._engine.connect() as conn:
-            rows = conn.execute(query.limit(limit)).all()
+        try:
+            with self._engine.connect() as conn:
+                rows = conn.execute(query.limit(limit)).all()
+        except DBAPIError as exc:
+            denied = permission_denied(exc.orig, role=ADMIN_ROLE)
+            if denied is not None:
+                raise denied from exc
+            raise
         return [
             AuditEntry(
                 id=r.id,

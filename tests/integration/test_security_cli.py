@@ -18,6 +18,7 @@ from consultease.accounts import AdminAccounts
 from consultease.cli import main
 from consultease.mqtt_auth import verify_password
 from tests.support.ingest import REPO_ROOT
+from tests.support.roles import login_in
 
 GOOD = "amber-otter-lighthouse"
 NEWER = "quiet-cedar-harbour-9"
@@ -347,3 +348,29 @@ def test_hostile_text_in_every_admin_cli_field_is_data_never_sql(
     assert run(database_url, "audit", "--action", "%") == 0
     assert "no audit entries match" in capsys.readouterr().out
     assert tables_intact(db)["audit_log"] == 6
+
+
+# -- a login without the admin role ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["faculty", "add", "--name", "M", "--department", "X", "--email", "m@x.example"],
+        ["audit"],
+        ["admin", "create", "mallory", "--password-stdin"],
+    ],
+)
+def test_a_kiosk_login_gets_one_line_naming_the_admin_role(
+    database_url: str,
+    db: psycopg.Connection[Any],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+) -> None:
+    with login_in(database_url, "consultease_kiosk") as kiosk_url:
+        code = run(kiosk_url, *args, stdin=GOOD)
+    err = capsys.readouterr().err
+    assert code == 5
+    assert "permission denied" in err and "consultease_admin role" in err
+    assert len(err.strip().splitlines()) == 1
+    assert tables_intact(db) == {"faculty": 0, "admin_user": 0, "audit_log": 0, "status_change": 0}
