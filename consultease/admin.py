@@ -29,6 +29,7 @@ from consultease.errors import (
     VersionConflict,
 )
 from consultease.readmodel import view_from_row
+from consultease.roles import ADMIN_ROLE, permission_denied
 from consultease.tables import VIEW_COLUMNS, audit_log, faculty, status_change
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -112,6 +113,9 @@ class FacultyAdmin:
         except IntegrityError as exc:
             raise _integrity_message(exc) from exc
         except DBAPIError as exc:
+            denied = permission_denied(exc.orig, role=ADMIN_ROLE)
+            if denied is not None:
+                raise denied from exc
             if isinstance(exc.orig, psycopg.OperationalError):
                 raise DatabaseUnavailable(f"database error: {first_line(exc.orig)}") from exc
             raise
