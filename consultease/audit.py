@@ -84,9 +84,12 @@ def describe_change(before: dict[str, Any] | None, after: dict[str, Any] | None)
         return ", ".join(f"{k}={_short(v)}" for k, v in (after or before or {}).items())
     parts = []
     for key in [*before, *(k for k in after if k not in before)]:
-        old, new = before.get(key), after.get(key)
-        if old != new:
-            parts.append(f"{key}: {_short(old)} → {_short(new)}")
+        if key not in after:
+            parts.append(f"{key} was {_short(before[key])}")
+        elif key not in before:
+            parts.append(f"{key}={_short(after[key])}")
+        elif before[key] != after[key]:
+            parts.append(f"{key}: {_short(before[key])} → {_short(after[key])}")
     return ", ".join(parts) or "(no change)"
 
 

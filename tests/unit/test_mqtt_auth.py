@@ -164,3 +164,4 @@ def test_describe_change_lists_only_what_differs() -> None:
     assert describe_change({"a": 1, "b": "x"}, {"a": 2, "b": "x"}) == "a: 1 → 2"
     assert describe_change(None, {"username": "alice"}) == "username=alice"
     assert describe_change({"a": 1}, {"a": 1}) == "(no change)"
+    assert describe_change({"n": 0}, {"n": 1, "reason": "locked"}) == "n: 0 → 1, reason=locked"
