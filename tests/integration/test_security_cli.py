@@ -243,6 +243,14 @@ def test_desk_credentials_install_into_files(
     assert "user desk-3\n" in acl.read_text()
 
 
+def test_desk_broker_config_prints_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
+    broker_dir = REPO_ROOT / "consultease" / "broker"
+    assert main(["desk", "broker-config"]) == 0
+    assert capsys.readouterr().out == (broker_dir / "mosquitto.conf").read_text()
+    assert main(["desk", "broker-config", "--acl"]) == 0
+    assert capsys.readouterr().out == (broker_dir / "acl.example").read_text()
+
+
 @pytest.mark.parametrize(
     "args",
     [["desk", "credentials"], ["desk", "credentials", "3", "--service", "ingest"]],
