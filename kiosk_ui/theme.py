@@ -90,3 +90,12 @@ def updated_text(updated_at: datetime, now: datetime) -> str:
         return f"updated {hours} h ago"
     days = hours // 24
     return f"updated {days} day ago" if days == 1 else f"updated {days} days ago"
+
+
+def sentence(message: str) -> str:
+    """``"name must not be empty"`` -> ``"Name must not be empty."``"""
+    message = message.strip()
+    if not message:
+        return message
+    message = message[0].upper() + message[1:]
+    return message if message.endswith((".", "!", "?")) else message + "."
