@@ -1,0 +1,146 @@
+"""``LoginDialog``: an admin signs in before the admin panel opens.
+
+The check runs on the ``Worker`` thread (password hashing is slow on
+purpose), so the board behind the dialog keeps updating. A failed login
+shows the message of ``AuthenticationError`` (wrong credentials, or a locked
+account) under the fields; any other error of the core (say, the database is
+down) is shown the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from consultease.errors import AuthenticationError, ConsultEaseError
+from kiosk_ui import theme
+from kiosk_ui.theme import sentence
+from kiosk_ui.worker import Worker
+
+log = logging.getLogger(__name__)
+
+
+class Authenticator(Protocol):
+    """What the dialog needs of ``consultease.accounts.AdminAccounts``."""
+
+    def login(self, username: str, password: str) -> str:
+        """The canonical username; raises ``AuthenticationError``."""
+        ...
+
+
+class LoginDialog(QDialog):
+    """Username and password; emits ``loggedIn(username)`` and closes on success."""
+
+    loggedIn = Signal(str)
+
+    def __init__(
+        self, accounts: Authenticator, worker: Worker, parent: QWidget | None = None
+    ) -> None:
+        super().__init__(parent)
+        self.setObjectName("login")
+        self.setWindowTitle("Admin sign-in")
+        self.setModal(True)
+        self._accounts = accounts
+        self._worker = worker
+
+        title = QLabel("Admin sign-in")
+        title.setObjectName("loginTitle")
+        self.username = QLineEdit()
+        self.username.setObjectName("username")
+        self.username.setPlaceholderText("username")
+        self.password = QLineEdit()
+        self.password.setObjectName("password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password.setPlaceholderText("password")
+        self.error_label = QLabel()
+        self.error_label.setObjectName("loginError")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        self.sign_in_button = QPushButton("Sign in")
+        self.sign_in_button.setObjectName("signIn")
+        self.sign_in_button.setDefault(True)
+        self.cancel_button = QPushButton("Cancel")
+        for widget in (self.username, self.password, self.sign_in_button, self.cancel_button):
+            widget.setMinimumHeight(theme.TOUCH)
+        self.sign_in_button.setMinimumWidth(140)
+        self.cancel_button.setMinimumWidth(120)
+
+        form = QFormLayout()
+        form.addRow("Username", self.username)
+        form.addRow("Password", self.password)
+        buttons = QHBoxLayout()
+        buttons.addStretch(1)
+        buttons.addWidget(self.cancel_button)
+        buttons.addWidget(self.sign_in_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 20, 24, 20)
+        layout.setSpacing(14)
+        layout.addWidget(title)
+        layout.addLayout(form)
+        layout.addWidget(self.error_label)
+        layout.addLayout(buttons)
+        self.setMinimumWidth(460)
+        self.setStyleSheet(
+            f"""
+            #login {{ background: white; }}
+            QLabel {{ font-size: 18px; color: {theme.INK}; }}
+            #loginTitle {{ font-size: 24px; font-weight: bold; }}
+            #loginError {{ color: {theme.ERROR}; font-weight: bold; }}
+            QLineEdit, QPushButton {{ font-size: 18px; padding: 0 12px; }}
+            """
+        )
+
+        self.sign_in_button.clicked.connect(self.submit)
+        self.password.returnPressed.connect(self.submit)
+        self.username.returnPressed.connect(self.password.setFocus)
+        self.cancel_button.clicked.connect(self.reject)
+        self.username.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def submit(self) -> None:
+        username, password = self.username.text().strip(), self.password.text()
+        if not username or not password:
+            self._show_error("Enter your username and password.")
+            return
+        self._set_busy(True)
+        self.error_label.hide()
+        accounts = self._accounts
+        self._worker.submit(
+            lambda: accounts.login(username, password), self._succeeded, self._failed
+        )
+
+    def _succeeded(self, username: Any) -> None:
+        self._set_busy(False)
+        self.password.clear()
+        log.info("admin %s signed in at the kiosk", username)
+        self.loggedIn.emit(str(username))
+        self.accept()
+
+    def _failed(self, exc: Exception) -> None:
+        self._set_busy(False)
+        self.password.clear()
+        self.password.setFocus()
+        if isinstance(exc, AuthenticationError | ConsultEaseError):
+            self._show_error(sentence(str(exc)))
+        else:
+            log.error("admin sign-in failed unexpectedly", exc_info=exc)
+            self._show_error("Sign-in failed unexpectedly; see the kiosk log.")
+
+    def _show_error(self, message: str) -> None:
+        self.error_label.setText(message)
+        self.error_label.show()
+
+    def _set_busy(self, busy: bool) -> None:
+        self.sign_in_button.setEnabled(not busy)
+        self.sign_in_button.setText("Signing in…" if busy else "Sign in")
