@@ -1,0 +1,146 @@
+"""``KioskWindow``: puts the pieces together and owns their lifetime.
+
+    FacultyListener (its own thread) --events--> ListenerBridge --queued signals-->
+        FacultyListModel (rows) --> Board (students) and AdminPanel (admins)
+
+``start()`` subscribes the bridge, then starts the listener, so the first
+resync reaches the model. Closing the window (or ``shutdown()``) unsubscribes,
+closes the listener, waits for the admin worker and stops the timers, so no
+thread outlives the window.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from PySide6.QtCore import Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
+
+from consultease.admin import FacultyAdmin
+from consultease.listener import FacultyListener
+from kiosk_ui.admin_panel import AdminPanel
+from kiosk_ui.board import Board
+from kiosk_ui.bridge import ListenerBridge
+from kiosk_ui.login import Authenticator, LoginDialog
+from kiosk_ui.model import FacultyListModel
+from kiosk_ui.worker import Worker
+
+log = logging.getLogger(__name__)
+
+LISTENER_NAME = "consultease-kiosk"
+"""``application_name`` of the kiosk's LISTEN connection (visible in pg_stat_activity)."""
+
+
+def default_accounts(database_url: str) -> Authenticator:
+    from consultease.accounts import AdminAccounts  # noqa: PLC0415 - only when someone signs in
+
+    accounts: Authenticator = AdminAccounts(database_url)
+    return accounts
+
+
+class KioskWindow(QMainWindow):
+    """The board, and the admin panel after a sign-in."""
+
+    closed = Signal()
+    """The window closed; the listener and the worker have stopped."""
+
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        idle_timeout: float = 60.0,
+        listener_name: str = LISTENER_NAME,
+        accounts: Callable[[str], Authenticator] = default_accounts,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("ConsultEase")
+        self._database_url = database_url
+        self._accounts_factory = accounts
+        self._accounts: Authenticator | None = None
+        self._faculty_admin: FacultyAdmin | None = None
+        self._closed = False
+
+        self.listener = FacultyListener(database_url, application_name=listener_name)
+        self.model = FacultyListModel(self)
+        self.bridge = ListenerBridge(self)
+        self.worker = Worker(self)
+        self.board = Board(self.model, idle_timeout=idle_timeout)
+        self.admin_panel: AdminPanel | None = None
+        self.login_dialog: LoginDialog | None = None
+
+        # Listener events, queued onto this thread. The model first, so the
+        # board sees the new rows when it hears of the same event.
+        self.bridge.resynced.connect(self.model.apply_resync)
+        self.bridge.facultyChanged.connect(self.model.apply_change)
+        self.bridge.facultyRemoved.connect(self.model.apply_removal)
+        self.bridge.resynced.connect(self.board.note_resynced)
+        self.bridge.facultyChanged.connect(self.board.note_update)
+        self.bridge.facultyRemoved.connect(self.board.note_update)
+        self.bridge.connectionChanged.connect(self.board.set_connection)
+        self.board.adminRequested.connect(self.show_login)
+
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self.board)
+        self.setCentralWidget(self.pages)
+        self.resize(1024, 600)
+
+    def start(self) -> None:
+        """Subscribe, then start the listener (its first resync fills the board)."""
+        self.bridge.attach(self.listener)
+        self.listener.start()
+
+    # -- admin ----------------------------------------------------------------------------
+
+    def show_login(self) -> None:
+        if self.admin_panel is not None:
+            self.pages.setCurrentWidget(self.admin_panel)
+            return
+        if self.login_dialog is None:
+            if self._accounts is None:
+                self._accounts = self._accounts_factory(self._database_url)
+            self.login_dialog = LoginDialog(self._accounts, self.worker, self)
+            self.login_dialog.loggedIn.connect(self.open_admin)
+        self.login_dialog.open()
+
+    def open_admin(self, username: str) -> None:
+        """Show the admin panel for ``username`` (the audit actor)."""
+        self.close_admin()
+        if self._faculty_admin is None:
+            self._faculty_admin = FacultyAdmin(self._database_url)
+        self.admin_panel = AdminPanel(
+            self._faculty_admin, actor=username, model=self.model, worker=self.worker
+        )
+        self.admin_panel.signedOut.connect(self.close_admin)
+        self.pages.addWidget(self.admin_panel)
+        self.pages.setCurrentWidget(self.admin_panel)
+
+    def close_admin(self) -> None:
+        """Sign out: back to the board, forgetting the panel and its state."""
+        panel, self.admin_panel = self.admin_panel, None
+        self.pages.setCurrentWidget(self.board)
+        if panel is not None:
+            self.pages.removeWidget(panel)
+            panel.deleteLater()
+
+    # -- shutting down ----------------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop the listener, the worker and the timers. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        self.bridge.detach()
+        self.listener.close(timeout=2.0)
+        self.worker.wait(5000)
+        self.board.shutdown()
+        if self._faculty_admin is not None:
+            self._faculty_admin.close()
+        log.info("kiosk stopped")
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+        self.closed.emit()
