@@ -33,6 +33,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consultease.commands.audit",
     "consultease.commands.desk",
     "consultease.commands.demo",
+    "consultease.commands.bench",
 )
 ENTRY_POINT_GROUP = "consultease.commands"
 

@@ -34,12 +34,11 @@ from rich.console import Console
 from rich.live import Live
 
 from consultease.config import Settings
-from consultease.embedded_broker import EmbeddedBroker
+from consultease.environment import provide_services
 from consultease.errors import ConsultEaseError
 from consultease.listener import FacultyListener
 from consultease.migrate import upgrade
 from consultease.seed import seed_demo_faculty
-from consultease.services import PostgresInstance
 from consultease.terminal_board import TerminalBoard
 
 log = logging.getLogger(__name__)
@@ -111,27 +110,11 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
     with _StopSignals() as stop, contextlib.ExitStack() as stack:
         stack.enter_context(_exclusive(options.data_dir))
 
-        database_url = settings.database_url
-        if database_url is None:
-            pg = PostgresInstance(options.data_dir / "postgres")
-            console.print(f"[bold]PostgreSQL[/]: private server, data kept in {pg.data_dir}")
-            pg.start()
-            stack.callback(pg.stop)
-            database_url = pg.url
-        else:
-            console.print("[bold]PostgreSQL[/]: using CONSULTEASE_DATABASE_URL")
-
-        protocol = "5"
-        mqtt_url = settings.mqtt_url
-        if mqtt_url is None:
-            broker = EmbeddedBroker(options.data_dir / "broker")
-            broker.start()
-            stack.callback(broker.stop)
-            mqtt_url, protocol = broker.url, broker.protocol
-            console.print(f"[bold]Broker[/]: private {broker.kind} on {mqtt_url}")
-        else:
-            console.print("[bold]Broker[/]: using CONSULTEASE_MQTT_URL")
-        settings = settings.with_overrides(database_url=database_url, mqtt_url=mqtt_url)
+        endpoints = provide_services(
+            stack, settings, data_dir=options.data_dir, report=console.print
+        )
+        database_url, protocol = endpoints.database_url, endpoints.mqtt_protocol
+        settings = settings.with_overrides(database_url=database_url, mqtt_url=endpoints.mqtt_url)
 
         upgrade(database_url)
         faculty_ids = seed_demo_faculty(database_url)[: options.desks]

@@ -1,0 +1,88 @@
+"""``consultease bench --desks 50 --duration 5``: the CI smoke run of SPEC 8.
+
+It must finish, print every figure, and write the same figures as JSON,
+each one a real measurement (finite and positive where a rate is concerned).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+
+
+@pytest.mark.slow
+def test_bench_smoke_run_prints_every_figure(
+    pg_admin_url: str, pytestconfig: pytest.Config, tmp_path: Path
+) -> None:
+    host = pytestconfig.getoption("--mqtt-host") or "127.0.0.1"
+    port = pytestconfig.getoption("--mqtt-port") or 1883
+    env = dict(
+        os.environ,
+        CONSULTEASE_DATABASE_URL=pg_admin_url,
+        CONSULTEASE_MQTT_URL=f"mqtt://{host}:{port}",
+        COLUMNS="200",
+    )
+    figures_path = tmp_path / "bench.json"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "consultease",
+            "bench",
+            "--desks",
+            "50",
+            "--duration",
+            "5",
+            "--json",
+            str(figures_path),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    for label in (
+        "applied updates/s",
+        "mean batch size",
+        "publish→notification p50 / p99 (flat out)",
+        "publish→notification p50 / p99 at 500/s offered",
+        "baseline (a) broker pass-through",
+        "baseline (b) one UPDATE + NOTIFY per transaction",
+        "ratio to baseline (a)",
+        "ratio to baseline (b)",
+        "peak RSS",
+    ):
+        assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
+
+    figures = json.loads(figures_path.read_text())
+    for name in (
+        "applied_per_second",
+        "published_per_second",
+        "mean_batch_size",
+        "baseline_broker_per_second",
+        "baseline_database_per_second",
+        "ingest_peak_rss_mb",
+        "offered_latency_p50_ms",
+        "offered_latency_p99_ms",
+        "ratio_to_broker",
+        "ratio_to_database",
+    ):
+        assert math.isfinite(figures[name]) and figures[name] > 0, (name, figures[name])
+    assert figures["offered_latency_samples"] > 100
+    assert figures["offered_latency_p50_ms"] <= figures["offered_latency_p99_ms"]
+
+    # The bench works in a scratch database of its own and drops it afterwards.
+    with psycopg.connect(pg_admin_url) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'consultease_bench_%'"
+        ).fetchone()
+    assert left == (0,)
