@@ -25,7 +25,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psycopg
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from consultease.ingest import subscriptions
@@ -110,7 +110,7 @@ class Client:
         username: str | None = None,
         password: str | None = None,
         *,
-        protocol: int = mqtt.MQTTv5,
+        protocol: MQTTProtocolVersion = mqtt.MQTTv5,
         ca_file: Path | None = None,
         host: str = "127.0.0.1",
     ) -> None:
@@ -200,7 +200,7 @@ def topic(faculty_id: int, suffix: str) -> str:
 
 
 @pytest.mark.parametrize("protocol", [mqtt.MQTTv5, mqtt.MQTTv311])
-def test_anonymous_clients_are_refused(tmp_path: Path, protocol: int) -> None:
+def test_anonymous_clients_are_refused(tmp_path: Path, protocol: MQTTProtocolVersion) -> None:
     with secure_broker(tmp_path, [3]) as broker:
         client = Client(broker.port, protocol=protocol)
         client.close()
