@@ -18,6 +18,7 @@ from consultease.admin import FacultyFields
 from consultease.domain import FacultyView
 from consultease.errors import ValidationError
 from kiosk_ui import theme
+from kiosk_ui.qtcompat import emit
 from kiosk_ui.theme import sentence
 
 FIELDS: tuple[tuple[str, str], ...] = (
@@ -158,4 +159,4 @@ class FacultyForm(QWidget):
         return self._errors[field]
 
     def _typed(self, _text: str) -> None:
-        self.edited.emit()
+        emit(self.edited)

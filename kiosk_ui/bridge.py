@@ -30,6 +30,7 @@ from consultease.listener import (
     Reconnecting,
     Resynced,
 )
+from kiosk_ui.qtcompat import emit
 
 log = logging.getLogger(__name__)
 
@@ -66,16 +67,16 @@ class ListenerBridge(QObject):
         """The listener's callback: runs on the listener thread and only emits."""
         match event:
             case FacultyChanged(view=view):
-                self.facultyChanged.emit(view)
+                emit(self.facultyChanged, view)
             case FacultyRemoved(faculty_id=faculty_id):
-                self.facultyRemoved.emit(faculty_id)
+                emit(self.facultyRemoved, faculty_id)
             case Resynced(views=views):
-                self.resynced.emit(views)
+                emit(self.resynced, views)
             case Connected():
-                self.connectionChanged.emit(True, "")
+                emit(self.connectionChanged, True, "")
             case Disconnected(reason=reason):
-                self.connectionChanged.emit(False, reason)
+                emit(self.connectionChanged, False, reason)
             case Reconnecting(attempt=attempt, delay=delay):
-                self.reconnecting.emit(attempt, delay)
+                emit(self.reconnecting, attempt, delay)
             case _:  # pragma: no cover - a new event kind
                 log.debug("ignoring listener event %r", event)

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 
 from consultease.errors import AuthenticationError, ConsultEaseError
 from kiosk_ui import theme
+from kiosk_ui.qtcompat import emit
 from kiosk_ui.theme import sentence
 from kiosk_ui.worker import Worker
 
@@ -124,7 +125,7 @@ class LoginDialog(QDialog):
         self._set_busy(False)
         self.password.clear()
         log.info("admin %s signed in at the kiosk", username)
-        self.loggedIn.emit(str(username))
+        emit(self.loggedIn, str(username))
         self.accept()
 
     def _failed(self, exc: Exception) -> None:

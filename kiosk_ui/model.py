@@ -34,6 +34,7 @@ from PySide6.QtCore import (
 
 from consultease.cache import sort_key
 from consultease.domain import FacultyView
+from kiosk_ui.qtcompat import emit
 from kiosk_ui.theme import status_style, updated_text
 
 log = logging.getLogger(__name__)
@@ -191,8 +192,11 @@ class FacultyListModel(QAbstractListModel):
         """Recompute every ``updated … ago`` text against the clock (once a minute)."""
         self._now = self._clock()
         if self._rows:
-            self.dataChanged.emit(
-                self.index(0), self.index(len(self._rows) - 1), [FacultyRole.UPDATED_TEXT]
+            emit(
+                self.dataChanged,
+                self.index(0),
+                self.index(len(self._rows) - 1),
+                [FacultyRole.UPDATED_TEXT],
             )
 
     # -- internals ---------------------------------------------------------------------------
@@ -231,7 +235,7 @@ class FacultyListModel(QAbstractListModel):
         self._rows[row] = view
         self._keys[row] = key
         changed = self.index(row)
-        self.dataChanged.emit(changed, changed)
+        emit(self.dataChanged, changed, changed)
 
     def _remove_row(self, row: int) -> None:
         self.beginRemoveRows(QModelIndex(), row, row)

@@ -25,6 +25,7 @@ from kiosk_ui.board import Board
 from kiosk_ui.bridge import ListenerBridge
 from kiosk_ui.login import Authenticator, LoginDialog
 from kiosk_ui.model import FacultyListModel
+from kiosk_ui.qtcompat import emit
 from kiosk_ui.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -143,4 +144,4 @@ class KioskWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.shutdown()
         super().closeEvent(event)
-        self.closed.emit()
+        emit(self.closed)

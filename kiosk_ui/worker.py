@@ -18,6 +18,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from kiosk_ui.qtcompat import emit
+
 log = logging.getLogger(__name__)
 
 
@@ -63,9 +65,9 @@ class _Call(QRunnable):
         try:
             result = self._fn()
         except Exception as exc:  # delivered to the caller's on_error
-            self._relay.failed.emit(exc)
+            emit(self._relay.failed, exc)
         else:
-            self._relay.succeeded.emit(result)
+            emit(self._relay.succeeded, result)
 
 
 class Worker(QObject):
