@@ -111,6 +111,12 @@ class CardGrid(QListView):
         QScroller.grabGesture(self.viewport(), QScroller.ScrollerGestureType.LeftMouseButtonGesture)
         self._relayout()
 
+    def set_card_delegate(self, delegate: CardDelegate) -> None:
+        """Draw cards with another delegate (a subclass, say, that records paints)."""
+        self._delegate = delegate
+        self.setItemDelegate(delegate)
+        self._relayout()
+
     def set_scale(self, scale: float) -> None:
         if abs(scale - self._scale) > 0.01:
             self._scale = scale
@@ -376,6 +382,11 @@ class Board(QWidget):
         else:
             self.empty_label.setText("No faculty match your search\nTap Clear to see everyone")
         self.pages.setCurrentWidget(self.empty_label)
+
+    def use_delegate(self, delegate: CardDelegate) -> None:
+        """Paint the cards with ``delegate`` from now on."""
+        self.delegate = delegate
+        self.grid.set_card_delegate(delegate)
 
     # -- what is visible (for tests and the screen reader) -------------------------
 
