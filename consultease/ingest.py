@@ -51,6 +51,7 @@ from consultease.domain import (
     Outcome,
     Rejection,
     RejectReason,
+    UpdateKind,
     Verdict,
     rejected,
 )
@@ -254,6 +255,10 @@ class IngestService:
         self._queue: queue.Queue[_Delivery] = queue.Queue(maxsize=queue_size)
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._counters = _Counters()
+        self._received_by_kind = {
+            kind: self.metrics.received.labels(kind=kind)
+            for kind in [*(k.value for k in UpdateKind), UNPARSED]
+        }
         self._stopping = threading.Event()
         self._failed = threading.Event()
         self._failure: BaseException | None = None
@@ -521,9 +526,8 @@ class IngestService:
             except queue.Full:
                 continue
         kind = UNPARSED if isinstance(item, Rejection) else item.kind.value
-        self.metrics.received.labels(kind=kind).inc()
-        with self._counters.lock:
-            self._counters.received += 1
+        self._received_by_kind[kind].inc()
+        self._counters.received += 1  # written by this thread only: no lock needed
         if isinstance(item, Rejection):
             log.debug(
                 "refused %s (%s: %s): %r",
