@@ -127,7 +127,8 @@ class CardGrid(QListView):
         self._relayout()
 
     def _relayout(self) -> None:
-        width = max(1, self.viewport().width())
+        # QListView wraps a row that would end exactly at the edge; keep a pixel spare.
+        width = max(1, self.viewport().width() - 1)
         min_width = round(theme.CARD_MIN_WIDTH * self._scale)
         columns = max(1, width // min_width)
         cell = QSize(width // columns, round(theme.CARD_HEIGHT * self._scale))
@@ -153,6 +154,9 @@ class Board(QWidget):
         super().__init__(parent)
         self.setObjectName("board")
         self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+        # The board, not the search box, holds the focus at rest: no blinking
+        # cursor, and no on-screen keyboard until someone taps the search.
+        self.setFocusPolicy(Qt.FocusPolicy.ClickFocus)
         self._model = model
         self._clock = clock
         self._live = False
@@ -320,6 +324,7 @@ class Board(QWidget):
 
     def reset_filters(self) -> None:
         """Back to the full board, scrolled to the top (the idle reset)."""
+        self.setFocus(Qt.FocusReason.OtherFocusReason)
         self.search_box.clear()
         self.department_box.setCurrentIndex(0)
         self.available_toggle.setChecked(False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
 
@@ -92,6 +92,7 @@ class KioskWindow(QMainWindow):
         """Subscribe, then start the listener (its first resync fills the board)."""
         self.bridge.attach(self.listener)
         self.listener.start()
+        self.board.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- admin ----------------------------------------------------------------------------
 

@@ -212,9 +212,13 @@ def test_the_board_scales_up_on_a_1080p_screen(
     seed_board(db, 30)
     with running_kiosk(qtbot, database_url, size=(1920, 1080)) as window:
         qtbot.waitUntil(lambda: window.board.delegate.scale > 1.5, timeout=1000)
-        cell = window.board.grid.gridSize()
+        grid = window.board.grid
+        cell = grid.gridSize()
         assert cell.height() >= theme.CARD_HEIGHT * 1.5
-        assert window.board.grid.viewport().width() // cell.width() >= 3
+        # Three cards fill the first row, edge to edge, with no gap left on the right.
+        rects = [grid.visualRect(window.board.proxy.index(i, 0)) for i in range(4)]
+        assert [r.top() for r in rects] == [0, 0, 0, cell.height()]
+        assert grid.viewport().width() - rects[2].right() < cell.width() // 10
 
 
 def test_screenshot_of_thirty_faculty_in_mixed_states(
