@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from consultease.admin import FacultyAdmin, parse_status
 from consultease.commands import Subparsers
@@ -145,7 +146,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
         table.add_column(column, justify="right" if column in ("id", "version") else "left")
     for v in views:
         status = v.status.value + ("" if v.active else " (inactive)")
-        table.add_row(
+        cells = (
             str(v.id),
             v.name,
             v.department,
@@ -155,6 +156,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
             _ago(v.last_seen),
             str(v.version),
         )
+        table.add_row(*(Text(cell) for cell in cells))  # names are data, never markup
     console = Console()
     if not console.is_terminal:  # piped: keep each row on one line
         console = Console(width=200)

@@ -254,3 +254,11 @@ def test_sql_in_text_fields_is_stored_literally(database_url: str, hostile: str)
         row = conn.execute("SELECT name, department, room FROM faculty").fetchone()
         assert row == (hostile, hostile, hostile[:100])
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
+
+
+def test_list_prints_names_that_look_like_markup_literally(
+    database_url: str, db: psycopg.Connection[Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    add_faculty(db, name="Dr. [bold]Brackets[/] [/]")
+    assert run(database_url, "faculty", "list") == 0
+    assert "Dr. [bold]Brackets[/] [/]" in capsys.readouterr().out
