@@ -14,9 +14,10 @@ presentation state: the filters, the banner, the clock, the idle reset.
 
 Timers (all on the GUI thread): every minute the model recomputes its
 "updated … ago" texts; every few seconds the clock; after ``idle_timeout``
-seconds without a touch or key the search and filters reset and the grid
-scrolls back to the top; and the header count is recomputed at most every
-``SUMMARY_DELAY_MS`` while changes stream in.
+seconds without a touch or key the search and filters reset, the grid
+scrolls back to the top and ``idle`` fires (the window signs an admin out);
+and the header count is recomputed at most every ``SUMMARY_DELAY_MS`` while
+changes stream in.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from kiosk_ui import theme
 from kiosk_ui.delegate import CardDelegate
 from kiosk_ui.filtering import FacultyFilterModel
 from kiosk_ui.model import FacultyListModel, FacultyRole
+from kiosk_ui.qtcompat import emit
 from kiosk_ui.widgets import TouchComboBox
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,8 @@ class Board(QWidget):
     """The student board: header, banner, filters and the card grid."""
 
     adminRequested = Signal()
+    idle = Signal()
+    """Nobody touched the kiosk for ``idle_timeout`` seconds (fires again each period)."""
 
     def __init__(
         self,
@@ -422,6 +426,7 @@ class Board(QWidget):
             log.debug("idle: resetting search and filters")
             self.reset_filters()
         self._idle_timer.start()
+        emit(self.idle)
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if event.type() in _INPUT_EVENTS:

@@ -109,6 +109,18 @@ class LoginDialog(QDialog):
         self.cancel_button.clicked.connect(self.reject)
         self.username.setFocus(Qt.FocusReason.OtherFocusReason)
 
+    def reset(self) -> None:
+        """Empty fields and no message, for the next person at the kiosk."""
+        self.username.clear()
+        self.password.clear()
+        self.error_label.hide()
+        self._set_busy(False)
+        self.username.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def reject(self) -> None:
+        self.password.clear()
+        super().reject()
+
     def submit(self) -> None:
         username, password = self.username.text().strip(), self.password.text()
         if not username or not password:

@@ -82,6 +82,7 @@ class KioskWindow(QMainWindow):
         self.bridge.facultyRemoved.connect(self.board.note_update)
         self.bridge.connectionChanged.connect(self.board.set_connection)
         self.board.adminRequested.connect(self.show_login)
+        self.board.idle.connect(self._idle)
 
         self.pages = QStackedWidget()
         self.pages.addWidget(self.board)
@@ -105,6 +106,7 @@ class KioskWindow(QMainWindow):
                 self._accounts = self._accounts_factory(self._database_url)
             self.login_dialog = LoginDialog(self._accounts, self.worker, self)
             self.login_dialog.loggedIn.connect(self.open_admin)
+        self.login_dialog.reset()
         self.login_dialog.open()
 
     def open_admin(self, username: str) -> None:
@@ -127,6 +129,16 @@ class KioskWindow(QMainWindow):
             self.pages.removeWidget(panel)
             panel.deleteLater()
 
+    def _idle(self) -> None:
+        """Nobody touched the kiosk for a while: a public screen must not stay signed in."""
+        if self.worker.busy:
+            return  # let a save finish; the next idle period signs out
+        if self.login_dialog is not None and self.login_dialog.isVisible():
+            self.login_dialog.reject()
+        if self.admin_panel is not None:
+            log.info("signing the admin out after inactivity")
+            self.close_admin()
+
     # -- shutting down ----------------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -140,6 +152,9 @@ class KioskWindow(QMainWindow):
         self.board.shutdown()
         if self._faculty_admin is not None:
             self._faculty_admin.close()
+        close_accounts = getattr(self._accounts, "close", None)
+        if callable(close_accounts):
+            close_accounts()
         log.info("kiosk stopped")
 
     def closeEvent(self, event: QCloseEvent) -> None:

@@ -282,3 +282,21 @@ def test_admin_panel_touch_targets_are_at_least_48_px(
         assert widget.width() >= theme.TOUCH, widget.objectName()
     row_height = panel.list_view.sizeHintForRow(0)
     assert row_height >= theme.TOUCH
+
+
+def test_an_idle_kiosk_signs_the_admin_out(
+    qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    add_faculty(db, name="Dr. Ada Lovelace", email="ada@uni.example")
+    with running_kiosk(qtbot, database_url, idle_timeout=0.5) as window:
+        panel = open_panel(window)
+        panel.select(faculty_id(db, "ada@uni.example"))
+        qtbot.waitUntil(lambda: window.admin_panel is None, timeout=3000)
+        assert window.pages.currentWidget() is window.board
+
+        window.show_login()
+        dialog = window.login_dialog
+        assert dialog is not None
+        qtbot.keyClicks(dialog.password, "half-typed")
+        qtbot.waitUntil(lambda: not dialog.isVisible(), timeout=3000)
+        assert dialog.password.text() == ""

@@ -13,6 +13,7 @@ from PySide6.QtCore import QEventLoop, QThread, QTimer
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
+from consultease.cli import main as cli_main
 from consultease.config import Settings
 from consultease.errors import ConfigError
 from consultease.listener import Connected, Disconnected, FacultyChanged, FacultyRemoved, Resynced
@@ -135,4 +136,25 @@ def test_closing_the_window_ends_run_kiosk(
 
     QTimer.singleShot(1000, close_kiosk)
     assert run_kiosk(Settings(database_url=database_url)) == 0
+    assert listener_threads() == []
+
+
+def test_consultease_kiosk_admin_fullscreen_opens_the_sign_in_over_a_full_screen(
+    qapp: QApplication, database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    seed_board(db, 2)
+    seen: dict[str, bool] = {}
+
+    def look_then_close() -> None:
+        for widget in qapp.topLevelWidgets():
+            if isinstance(widget, KioskWindow) and widget.isVisible():
+                seen["fullscreen"] = widget.isFullScreen()
+                dialog = widget.login_dialog
+                seen["sign_in_shown"] = dialog is not None and dialog.isVisible()
+                widget.close()
+
+    QTimer.singleShot(1000, look_then_close)
+    code = cli_main(["--database-url", database_url, "kiosk", "--admin", "--fullscreen"])
+    assert code == 0
+    assert seen == {"fullscreen": True, "sign_in_shown": True}
     assert listener_threads() == []
