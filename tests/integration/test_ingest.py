@@ -8,7 +8,10 @@ on the shared broker because that is where ``capmqtt`` listens.
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -25,16 +28,18 @@ from consultease.domain import RejectReason, Status
 from consultease.errors import ConfigError
 from consultease.health import check_health
 from consultease.ingest import IngestService, MqttProtocol, subscriptions
-from consultease.services import MosquittoInstance
+from consultease.services import MosquittoInstance, free_port
 from consultease.state_publisher import state_topic
 from tests.support.factories import add_faculty, add_many_faculty, faculty_row
 from tests.support.ingest import (
+    REPO_ROOT,
     Publisher,
     clear_retained,
     desk_rows,
     forget_session,
     private_broker,
     protocol_for,
+    redelivered_to,
     rejection_count,
     running_service,
     settings_for,
@@ -470,3 +475,73 @@ def test_health_reports_reachability_desks_and_recent_rejections(
     broker.stop()
     down = check_health(Settings(database_url=database_url, mqtt_url=broker.url), timeout=2)
     assert not down.healthy and down.database.ok and not down.broker.ok
+
+
+def test_without_a_database_nothing_is_acked_and_stop_still_returns_promptly(
+    broker: MosquittoInstance,
+) -> None:
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/nothing"
+    client_id = unique_client_id()
+    settings = settings_for(nowhere, broker.url, client_id=client_id)
+    messages = [(status_topic(7), status_json("busy", version=v)) for v in range(1, 21)]
+    service = IngestService(settings, queue_size=2, batch_size=1, publish_state=False)
+    service.start()
+    try:
+        assert service.wait_ready(10)
+        with Publisher(broker.url) as publisher:
+            publisher.publish_all(messages)
+        wait_until(lambda: service.queue_depth == 2, timeout=5, message="a full queue")
+    finally:
+        started = time.monotonic()
+        service.stop(timeout=3)
+        stopped_in = time.monotonic() - started
+    assert stopped_in < 4.5, "a stop interrupts the retries and the blocked intake"
+    assert service.stats.acked == 0 and service.stats.processed == 0
+    held = redelivered_to(broker.url, client_id, protocol=MqttProtocol.V5)
+    assert sorted(held) == sorted(messages), "the broker still holds every message"
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "consultease", *args],
+        check=False,
+        cwd=REPO_ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CONSULTEASE_")} | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_health_command_exit_code_and_json(broker: MosquittoInstance, database_url: str) -> None:
+    ok = run_cli("health", "--json", "--database-url", database_url, "--mqtt-url", broker.url)
+    assert ok.returncode == 0, ok.stderr
+    report = json.loads(ok.stdout)
+    assert report["healthy"] is True
+    assert report["database"]["ok"] and report["broker"]["ok"]
+    assert set(report) >= {"notification_queue_usage", "desks", "rejections_last_hour"}
+
+    dead = f"mqtt://127.0.0.1:{free_port()}"
+    table = run_cli("health", "--timeout", "2", "--database-url", database_url, "--mqtt-url", dead)
+    assert table.returncode == 1
+    assert "broker" in table.stdout and "FAILED" in table.stdout
+
+
+def test_ingest_command_refuses_bad_options_in_one_line(database_url: str) -> None:
+    shared = run_cli(
+        "ingest",
+        "--mqtt-protocol",
+        "3.1.1",
+        "--shared",
+        "workers",
+        "--database-url",
+        database_url,
+        "--mqtt-url",
+        "mqtt://127.0.0.1:1",
+    )
+    assert shared.returncode == 2
+    assert shared.stderr.strip().count("\n") == 0
+    assert "MQTT 5" in shared.stderr and "Traceback" not in shared.stderr
+
+    no_db = run_cli("ingest", "--mqtt-url", "mqtt://127.0.0.1:1")
+    assert no_db.returncode == 2 and "no database configured" in no_db.stderr
