@@ -545,3 +545,23 @@ def test_ingest_command_refuses_bad_options_in_one_line(database_url: str) -> No
 
     no_db = run_cli("ingest", "--mqtt-url", "mqtt://127.0.0.1:1")
     assert no_db.returncode == 2 and "no database configured" in no_db.stderr
+
+
+def test_packets_larger_than_one_socket_read_are_taken_whole(
+    broker: MosquittoInstance, db: psycopg.Connection[Any], database_url: str
+) -> None:
+    faculty_id = add_faculty(db)
+    huge = b'{"status":"busy","pad":"' + b"x" * 300_000 + b'"}'
+    messages = [
+        (status_topic(faculty_id), huge),
+        (status_topic(faculty_id), status_json("busy", version=1)),
+        (status_topic(faculty_id), huge),
+        (status_topic(faculty_id), status_json("available", version=2)),
+    ]
+    with running_service(settings_for(database_url, broker.url), publish_state=False) as service:
+        with Publisher(broker.url) as publisher:
+            publisher.publish_all(messages)
+        wait_processed(service, len(messages), timeout=10)
+        stats = service.stats
+    assert (stats.applied, stats.rejected_by_reason) == (2, {"oversized": 2})
+    assert desk_rows(db, [faculty_id]) == {faculty_id: ("available", 2)}
