@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Any, Self
 
-from consultease.services import MosquittoInstance, ServiceError, free_port, wait_for_port
+from consultease.services import MosquittoInstance, ServiceError, free_port
 
 log = logging.getLogger(__name__)
 
@@ -46,13 +46,15 @@ class AmqttBroker:
         self._started.wait(15)
         if self._error is not None:
             raise ServiceError(f"amqtt did not start: {self._error}") from self._error
-        wait_for_port("127.0.0.1", self.port, timeout=10)
         log.info("amqtt broker started on port %d", self.port)
         return self
 
     def _run(self) -> None:
         from amqtt.broker import Broker  # noqa: PLC0415 - heavy, only when used
 
+        # amqtt's state machine logs every transition at INFO: noise for a demo.
+        logging.getLogger("transitions").setLevel(logging.WARNING)
+        logging.getLogger("amqtt").setLevel(logging.WARNING)
         loop = asyncio.new_event_loop()
         self._loop = loop
         asyncio.set_event_loop(loop)

@@ -90,13 +90,18 @@ def _service_user() -> pwd.struct_passwd | None:
     return pwd.getpwnam("consultease")
 
 
-def _make_reachable(path: Path, user: pwd.struct_passwd) -> None:
-    """Let ``user`` own ``path`` and traverse every directory above it."""
-    os.chown(path, user.pw_uid, user.pw_gid)
+def _allow_traverse(path: Path) -> None:
+    """Let other users pass through every directory above ``path`` (not list them)."""
     for parent in path.resolve().parents:
         mode = parent.stat().st_mode
         if not mode & stat.S_IXOTH:
             parent.chmod(mode | stat.S_IXOTH)
+
+
+def _make_reachable(path: Path, user: pwd.struct_passwd) -> None:
+    """Let ``user`` own ``path`` and traverse every directory above it."""
+    os.chown(path, user.pw_uid, user.pw_gid)
+    _allow_traverse(path)
 
 
 class PostgresInstance:
@@ -151,6 +156,8 @@ class PostgresInstance:
         self.data_dir.chmod(0o700)
         if self._user is not None:
             _make_reachable(self.data_dir, self._user)
+            # Binaries inside a virtual environment under /root must be reachable too.
+            _allow_traverse(self.bin_dir)
         result = self._run(
             "initdb",
             "-D",
