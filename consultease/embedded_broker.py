@@ -15,12 +15,20 @@ import logging
 import signal
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Self
 
 from consultease.services import MosquittoInstance, ServiceError, free_port
 
 log = logging.getLogger(__name__)
+
+
+class _SnapshotIterDict(dict[Any, Any]):
+    """A dict whose plain iteration walks a copy of its keys."""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(list(self.keys()))
 
 
 class AmqttBroker:
@@ -65,6 +73,10 @@ class AmqttBroker:
 
         async def start() -> None:
             self._broker = Broker(config)
+            # amqtt 0.12 iterates this dict across an await while other sessions
+            # subscribe, and a burst of connecting desks then dies with "dictionary
+            # changed size during iteration". Iterating a snapshot avoids it.
+            self._broker._subscriptions = _SnapshotIterDict(self._broker._subscriptions)
             await self._broker.start()
 
         try:
