@@ -68,7 +68,10 @@ class AmqttBroker:
         asyncio.set_event_loop(loop)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "sys_interval": 0,
+            # Anonymous clients only: no $SYS topics, no per-packet logging.
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
 
         async def start() -> None:
