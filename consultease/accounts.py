@@ -33,12 +33,11 @@ from typing import Any, Final
 import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import Connection, Engine, create_engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.pool import NullPool, QueuePool
 
 from consultease.audit import record
-from consultease.db import connect, first_line
+from consultease.db import first_line, sqlalchemy_engine
 from consultease.errors import (
     AuthenticationError,
     DatabaseUnavailable,
@@ -146,10 +145,8 @@ class AdminAccounts:
         self._hasher = hasher or make_hasher()
         self._policy = policy or LockoutPolicy()
         self._dummy_hash = _dummy_hash(self._hasher)
-        self._engine: Engine = create_engine(
-            "postgresql+psycopg://",
-            creator=lambda: connect(database_url, application_name="consultease-accounts"),
-            poolclass=QueuePool if pooled else NullPool,
+        self._engine: Engine = sqlalchemy_engine(
+            database_url, application_name="consultease-accounts", pooled=pooled
         )
 
     def close(self) -> None:

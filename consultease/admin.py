@@ -16,11 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
-from sqlalchemy import Connection, Engine, create_engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.pool import NullPool, QueuePool
 
-from consultease.db import connect, first_line
+from consultease.db import first_line, sqlalchemy_engine
 from consultease.domain import FacultyView, Source, Status
 from consultease.errors import (
     DatabaseUnavailable,
@@ -96,14 +95,18 @@ class FacultyAdmin:
     """Admin operations on faculty. Thread-safe: each call uses its own connection."""
 
     def __init__(self, database_url: str, *, pooled: bool = False) -> None:
-        self._engine: Engine = create_engine(
-            "postgresql+psycopg://",
-            creator=lambda: connect(database_url, application_name="consultease-admin"),
-            poolclass=QueuePool if pooled else NullPool,
+        self._engine: Engine = sqlalchemy_engine(
+            database_url, application_name="consultease-admin", pooled=pooled
         )
 
     def close(self) -> None:
         self._engine.dispose()
+
+    def __enter__(self) -> FacultyAdmin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:

@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, create_engine, func, insert, literal, or_, select
+from sqlalchemy import Connection, func, insert, literal, or_, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
 
-from consultease.db import connect
+from consultease.db import sqlalchemy_engine
 from consultease.errors import ValidationError
 from consultease.roles import ADMIN_ROLE, permission_denied
 from consultease.tables import audit_log
@@ -102,11 +101,7 @@ class AuditLog:
     """Reads the audit trail. Each call uses its own connection."""
 
     def __init__(self, database_url: str) -> None:
-        self._engine = create_engine(
-            "postgresql+psycopg://",
-            creator=lambda: connect(database_url, application_name="consultease-audit"),
-            poolclass=NullPool,
-        )
+        self._engine = sqlalchemy_engine(database_url, application_name="consultease-audit")
 
     def close(self) -> None:
         self._engine.dispose()

@@ -41,6 +41,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from consultease.bench_ingest import baseline_update_notify
+from consultease.bench_rows import create_bench_rows
 from consultease.config import MqttEndpoint, Settings
 from consultease.db import connect
 from consultease.environment import Endpoints, provide_services
@@ -130,17 +131,6 @@ def scratch_database(server_url: str) -> Iterator[str]:
             conn.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
             )
-
-
-def create_faculty(database_url: str, count: int) -> list[int]:
-    with connect(database_url) as conn:
-        rows = conn.execute(
-            "INSERT INTO faculty (name, department, email) "
-            "SELECT 'Bench desk ' || n, 'Benchmark', 'bench' || n || '@bench.invalid' "
-            "FROM generate_series(1, %s) AS n RETURNING id",
-            (count,),
-        ).fetchall()
-    return sorted(int(r[0]) for r in rows)
 
 
 class NotificationClock:
@@ -366,7 +356,7 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
         step("starting services")
         endpoints = provide_services(stack, settings, data_dir=workdir, report=log.info)
         database_url = stack.enter_context(scratch_database(endpoints.database_url))
-        ids = create_faculty(database_url, options.desks)
+        ids = create_bench_rows(database_url, options.desks)
 
         step("baseline (b): one UPDATE + NOTIFY per transaction")
         baseline_db = baseline_update_notify(

@@ -38,6 +38,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from consultease.bench_rows import create_bench_rows, delete_bench_rows
 from consultease.config import MqttEndpoint, Settings
 from consultease.db import connect
 from consultease.ingest import DEFAULT_BATCH_SIZE, DEFAULT_QUEUE_SIZE, IngestService, MqttProtocol
@@ -46,7 +47,6 @@ from consultease.state_publisher import state_topic
 
 log = logging.getLogger(__name__)
 
-BENCH_DEPARTMENT = "Benchmark"
 DEFAULT_DESKS = 200
 DEFAULT_WINDOW = 20
 """Unacknowledged publishes one desk may have outstanding (paho's default in-flight limit)."""
@@ -242,21 +242,6 @@ def format_result(result: IngestBenchResult, *, baseline: float | None = None) -
 # -- bench rows ----------------------------------------------------------------------
 
 
-def create_bench_rows(database_url: str, rows: int) -> list[int]:
-    tag = uuid.uuid4().hex[:8]
-    with connect(database_url, application_name="consultease-bench") as conn, conn.transaction():
-        return [
-            int(row[0])
-            for row in conn.execute(
-                "INSERT INTO faculty (name, department, email, status, desk_online) "
-                "SELECT 'Bench desk ' || n, %s, 'bench-ingest-' || %s || '-' || n "
-                "|| '@bench.invalid', 'away', false "
-                "FROM generate_series(1, %s) AS n RETURNING id",
-                (BENCH_DEPARTMENT, tag, rows),
-            ).fetchall()
-        ]
-
-
 def clear_state_topics(mqtt_url: str, ids: Sequence[int]) -> None:
     """Remove the retained ``…/state`` messages of deleted bench rows."""
     endpoint = MqttEndpoint.parse(mqtt_url)
@@ -281,12 +266,6 @@ def clear_state_topics(mqtt_url: str, ids: Sequence[int]) -> None:
         log.warning("could not clear the bench's retained state messages: %s", exc)
     finally:
         client.loop_stop()
-
-
-def delete_bench_rows(database_url: str, ids: Sequence[int]) -> None:
-    with connect(database_url, application_name="consultease-bench") as conn, conn.transaction():
-        conn.execute("DELETE FROM status_change WHERE faculty_id = ANY(%s)", (list(ids),))
-        conn.execute("DELETE FROM faculty WHERE id = ANY(%s)", (list(ids),))
 
 
 # -- the desks (child processes) --------------------------------------------------------

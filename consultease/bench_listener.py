@@ -25,6 +25,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Literal
 
+from consultease.bench_rows import create_bench_rows, delete_bench_rows
 from consultease.db import connect
 from consultease.listener import FacultyChanged, FacultyListener, ListenerEvent, Resynced
 
@@ -34,7 +35,6 @@ DriverMode = Literal["process", "thread"]
 Committed = dict[tuple[int, int], float]
 """Commit time (``perf_counter``) by (faculty id, row version)."""
 
-BENCH_DEPARTMENT = "Benchmark"
 DRIVER_RATE = 1000.0
 """Changes per second one driver connection is asked for, by default. Each
 commit is one round trip, so one connection tops out around 1,000-3,000/s
@@ -94,7 +94,7 @@ def measure_listener_latency(
         drivers = math.ceil(rate / DRIVER_RATE)
     drivers = max(1, min(drivers, rows))
     tag = uuid.uuid4().hex[:10]
-    ids = _create_rows(database_url, tag, rows)
+    ids = create_bench_rows(database_url, rows)
     wanted = set(ids)
     received: dict[int, list[tuple[int, float]]] = defaultdict(list)
     ready = threading.Event()
@@ -118,7 +118,7 @@ def measure_listener_latency(
         _wait_delivered(listener, committed, timeout=5.0)
     finally:
         listener.close()
-        _delete_rows(database_url, ids)
+        delete_bench_rows(database_url, ids)
 
     latencies: list[float] = []
     for (faculty_id, version), at in committed.items():
@@ -249,24 +249,6 @@ def _driver_main() -> None:
     )
     json.dump([[i, v, at] for (i, v), at in committed.items()], sys.stdout)
     sys.stdout.flush()
-
-
-def _create_rows(database_url: str, tag: str, rows: int) -> list[int]:
-    with connect(database_url, application_name="consultease-bench") as conn, conn.transaction():
-        return [
-            int(row[0])
-            for row in conn.execute(
-                "INSERT INTO faculty (name, department, email, status, desk_online) "
-                "SELECT 'Bench ' || n, %s, 'bench-' || %s || '-' || n || '@bench.invalid', "
-                "'available', true FROM generate_series(1, %s) AS n RETURNING id",
-                (BENCH_DEPARTMENT, tag, rows),
-            ).fetchall()
-        ]
-
-
-def _delete_rows(database_url: str, ids: list[int]) -> None:
-    with connect(database_url, application_name="consultease-bench") as conn, conn.transaction():
-        conn.execute("DELETE FROM faculty WHERE id = ANY(%s)", (ids,))
 
 
 def _drive(

@@ -8,6 +8,8 @@ from typing import Any
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.rows import TupleRow
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.pool import NullPool, QueuePool
 
 from consultease.errors import DatabaseUnavailable
 
@@ -45,6 +47,16 @@ def connect(
         )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {first_line(exc)}") from exc
+
+
+def sqlalchemy_engine(url: str, *, application_name: str, pooled: bool = False) -> Engine:
+    """A SQLAlchemy engine whose connections come from ``connect`` (same timeouts,
+    same UTC session). Pooled for long-lived processes such as the kiosk."""
+    return create_engine(
+        "postgresql+psycopg://",
+        creator=lambda: connect(url, application_name=application_name),
+        poolclass=QueuePool if pooled else NullPool,
+    )
 
 
 def first_line(exc: BaseException) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from consultease.commands import Subparsers
+from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
 from consultease.errors import ValidationError
 from consultease.mqtt_auth import (
@@ -37,7 +37,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "and print or install its password-file line and ACL block. Running it again "
         "for the same user replaces the password.",
     )
-    creds.add_argument("id", nargs="?", type=_faculty_id, help="faculty id the desk belongs to")
+    creds.add_argument("id", nargs="?", type=positive_int, help="faculty id the desk belongs to")
     creds.add_argument(
         "--service",
         choices=sorted(SERVICE_USERNAMES),
@@ -52,16 +52,6 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     config.add_argument("--acl", action="store_true", help="print the example ACL file instead")
     config.set_defaults(func=run_broker_config)
-
-
-def _faculty_id(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def run_credentials(args: argparse.Namespace, settings: Settings) -> int:

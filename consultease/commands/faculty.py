@@ -11,7 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from consultease.admin import FacultyAdmin, parse_status
-from consultease.commands import Subparsers
+from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
 from consultease.domain import FacultyView, Status
 from consultease.errors import ValidationError
@@ -72,24 +72,14 @@ def _status_arg(text: str) -> Status:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
-
-
 def _id_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("id", type=_positive_int, help="faculty id")
+    parser.add_argument("id", type=positive_int, help="faculty id")
 
 
 def _expect_version_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--expect-version",
-        type=_positive_int,
+        type=positive_int,
         metavar="N",
         help="fail (exit code 3) unless the row is still at version N",
     )
@@ -127,11 +117,8 @@ def _ago(moment: datetime | None) -> str:
 
 
 def run_list(args: argparse.Namespace, settings: Settings) -> int:
-    admin = _admin(settings)
-    try:
+    with _admin(settings) as admin:
         views = admin.list_all(include_inactive=args.all)
-    finally:
-        admin.close()
     table = Table(title=f"{len(views)} faculty")
     for column in (
         "id",
@@ -165,8 +152,7 @@ def run_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_add(args: argparse.Namespace, settings: Settings) -> int:
-    admin = _admin(settings)
-    try:
+    with _admin(settings) as admin:
         view = admin.add(
             actor=_actor(args),
             name=args.name,
@@ -175,15 +161,12 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
             room=args.room,
             status=args.status,
         )
-    finally:
-        admin.close()
     print(f"added {_describe(view)}")
     return 0
 
 
 def run_edit(args: argparse.Namespace, settings: Settings) -> int:
-    admin = _admin(settings)
-    try:
+    with _admin(settings) as admin:
         view = admin.edit(
             args.id,
             actor=_actor(args),
@@ -193,39 +176,28 @@ def run_edit(args: argparse.Namespace, settings: Settings) -> int:
             email=args.email,
             room=args.room,
         )
-    finally:
-        admin.close()
     print(f"updated {_describe(view)}")
     return 0
 
 
 def run_remove(args: argparse.Namespace, settings: Settings) -> int:
-    admin = _admin(settings)
-    try:
+    with _admin(settings) as admin:
         view = admin.deactivate(args.id, actor=_actor(args), expect_version=args.expect_version)
-    finally:
-        admin.close()
     print(f"deactivated faculty {view.id} ({view.name}), version {view.version}")
     return 0
 
 
 def run_set_status(args: argparse.Namespace, settings: Settings) -> int:
-    admin = _admin(settings)
-    try:
+    with _admin(settings) as admin:
         view = admin.set_status(
             args.id, args.status, actor=_actor(args), expect_version=args.expect_version
         )
-    finally:
-        admin.close()
     print(f"updated {_describe(view)}")
     return 0
 
 
 def run_reset_desk(args: argparse.Namespace, settings: Settings) -> int:
-    admin = _admin(settings)
-    try:
+    with _admin(settings) as admin:
         view = admin.reset_desk(args.id, actor=_actor(args))
-    finally:
-        admin.close()
     print(f"reset the desk of faculty {view.id} ({view.name}): its next update applies")
     return 0

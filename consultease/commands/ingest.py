@@ -9,7 +9,7 @@ import signal
 import threading
 from types import FrameType
 
-from consultease.commands import Subparsers
+from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
 from consultease.ingest import (
     DEFAULT_BATCH_SIZE,
@@ -46,13 +46,13 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     )
     parser.add_argument(
         "--batch-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_BATCH_SIZE,
         help=f"most messages per transaction (default {DEFAULT_BATCH_SIZE})",
     )
     parser.add_argument(
         "--queue-size",
-        type=_positive_int,
+        type=positive_int,
         default=DEFAULT_QUEUE_SIZE,
         help="messages held in memory before reading from the broker pauses "
         f"(default {DEFAULT_QUEUE_SIZE})",
@@ -114,16 +114,6 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return value
 
 
 def _positive_float(text: str) -> float:
