@@ -32,6 +32,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -158,17 +159,28 @@ class NotificationClock:
         self._conn.close()
 
 
-def latencies_ms(journal: Path, arrivals: dict[tuple[int, int], float]) -> list[float]:
-    """Publish-to-notification delays of every status message that was notified."""
-    found = []
+def _status_messages(journal: Path, since: float) -> Iterator[dict[str, Any]]:
+    """The journal's status messages published at or after ``since`` (Unix time)."""
     with journal.open() as lines:
         for line in lines:
             record = json.loads(line)
-            if record.get("type") != "message" or record.get("kind") != "status":
-                continue
-            key = (int(record["faculty_id"]), int(record["version"]))
-            if key in arrivals and record.get("copy", "original") == "original":
-                found.append((arrivals[key] - float(record["t"])) * 1000)
+            if (
+                record.get("type") == "message"
+                and record.get("kind") == "status"
+                and float(record["t"]) >= since
+            ):
+                yield record
+
+
+def latencies_ms(
+    journal: Path, arrivals: dict[tuple[int, int], float], *, since: float = 0.0
+) -> list[float]:
+    """Publish-to-notification delays of the status messages that were notified."""
+    found = []
+    for record in _status_messages(journal, since):
+        key = (int(record["faculty_id"]), int(record["version"]))
+        if key in arrivals and record.get("copy", "original") == "original":
+            found.append((arrivals[key] - float(record["t"])) * 1000)
     return found
 
 
@@ -177,14 +189,8 @@ def vacuum(database_url: str) -> None:
         conn.execute("VACUUM ANALYZE faculty")
 
 
-def count_status_messages(journal: Path) -> int:
-    with journal.open() as lines:
-        return sum(
-            1
-            for line in lines
-            if (record := json.loads(line)).get("type") == "message"
-            and record.get("kind") == "status"
-        )
+def count_status_messages(journal: Path, *, since: float = 0.0) -> int:
+    return sum(1 for _ in _status_messages(journal, since))
 
 
 @contextlib.contextmanager
@@ -375,18 +381,22 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
 
         # Latency first, on a system that is not still digesting a flood.
         step(f"latency at an offered {options.offered_rate:.0f} updates/s")
+        # As in the flat-out phase, the first seconds (200 desks connecting and
+        # announcing themselves at once) are warm-up, not the steady offered load.
+        paced_started = time.time()
         with desks(
             endpoints,
             ids,
-            seconds=options.duration,
+            seconds=options.warmup + options.duration,
             rate_per_minute=options.offered_rate * 60 / options.desks,
             workdir=workdir,
             name="paced",
         ) as paced_journal:
             pass
         _settle(ingest)
-        paced = latencies_ms(paced_journal, clock.arrivals)
-        paced_sent = count_status_messages(paced_journal)
+        measured_from = paced_started + options.warmup
+        paced = latencies_ms(paced_journal, clock.arrivals, since=measured_from)
+        paced_sent = count_status_messages(paced_journal, since=measured_from)
 
         step("ingest: desks publishing as fast as they can")
         clock.arrivals.clear()
