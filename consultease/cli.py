@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
+from types import FrameType
 
 from consultease import __version__
 from consultease.config import Settings
@@ -79,11 +81,18 @@ def configure_logging(*, verbose: bool) -> None:
     )
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     common, rest = common_options().parse_known_args(argv)
     args = build_parser().parse_args(rest)
     configure_logging(verbose=common.verbose)
+    # SIGTERM unwinds like Ctrl-C, so every command stops the services and child
+    # processes it started. Long-running commands install gentler handlers of their own.
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         settings = Settings.from_env().with_overrides(
             database_url=common.database_url, mqtt_url=common.mqtt_url

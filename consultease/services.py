@@ -176,7 +176,9 @@ class PostgresInstance:
         options = [
             f"-p {self.port}",
             "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.data_dir}",
+            # TCP only: a socket under a deep data directory can exceed the 107-byte
+            # limit on Unix socket paths, and every client here connects over TCP.
+            "-c unix_socket_directories=''",
             "-c max_connections=200",
         ]
         if not self.durable:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -86,3 +88,46 @@ def test_bench_smoke_run_prints_every_figure(
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'consultease_bench_%'"
         ).fetchone()
     assert left == (0,)
+
+
+def _processes_mentioning(text: str) -> list[str]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            except OSError:
+                continue
+            if text in cmdline:
+                found.append(cmdline)
+    return found
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSULTEASE_")}
+    env["TMPDIR"] = str(tmp_path)  # the bench's private servers live under here
+    bench = subprocess.Popen(
+        [sys.executable, "-m", "consultease", "bench", "--desks", "5", "--duration", "3"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Mid-run: the private servers are up and the simulated desks are publishing.
+        deadline = time.monotonic() + 90
+        while not any("desk_firmware_sim" in p for p in _processes_mentioning(str(tmp_path))):
+            assert time.monotonic() < deadline, "the bench never started its desks"
+            assert bench.poll() is None, "the bench exited early"
+            time.sleep(0.1)
+        assert any("postgres" in p for p in _processes_mentioning(str(tmp_path)))
+        assert any("mosquitto" in p for p in _processes_mentioning(str(tmp_path)))
+        bench.send_signal(signal.SIGTERM)
+        bench.wait(30)
+    finally:
+        if bench.poll() is None:
+            bench.kill()
+    deadline = time.monotonic() + 10
+    while _processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _processes_mentioning(str(tmp_path)) == []
