@@ -41,8 +41,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consultease.bench_ingest import baseline_update_notify
-from consultease.bench_rows import create_bench_rows
+from consultease.bench_rows import create_bench_rows, delete_bench_rows
 from consultease.config import MqttEndpoint, Settings
 from consultease.db import connect
 from consultease.environment import Endpoints, provide_services
@@ -107,6 +106,34 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 
 
 # -- the pieces ------------------------------------------------------------------
+
+
+_NEXT_STATUS = """
+UPDATE faculty
+SET status = CASE status WHEN 'available' THEN 'busy' WHEN 'busy' THEN 'away'
+             ELSE 'available' END
+WHERE id = %s
+"""
+
+
+def baseline_update_notify(database_url: str, *, duration: float, rows: int) -> float:
+    """Baseline (b): updates per second of one connection doing one ``UPDATE`` per
+    transaction. Each changes ``status``, so the row trigger bumps the version and
+    sends its ``NOTIFY``: the ingest path's work per change, without batching.
+    Uses ``rows`` rows of its own, removed afterwards."""
+    ids = create_bench_rows(database_url, rows)
+    try:
+        with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
+            done = 0
+            started = time.perf_counter()
+            deadline = started + duration
+            while time.perf_counter() < deadline:
+                conn.execute(_NEXT_STATUS, (ids[done % len(ids)],))
+                done += 1
+            elapsed = time.perf_counter() - started
+    finally:
+        delete_bench_rows(database_url, ids)
+    return done / elapsed
 
 
 @contextlib.contextmanager

@@ -14,9 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+
+from consultease.bench import baseline_update_notify
 
 
 @pytest.mark.slow
@@ -131,3 +134,11 @@ def test_sigterm_stops_the_bench_and_every_service_it_started(tmp_path: Path) ->
     while _processes_mentioning(str(tmp_path)) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _processes_mentioning(str(tmp_path)) == []
+
+
+def test_baseline_counts_updates_and_leaves_no_rows(
+    database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    assert baseline_update_notify(database_url, duration=0.3, rows=3) > 0
+    assert db.execute("SELECT count(*) FROM faculty").fetchone() == (0,)
+    assert db.execute("SELECT count(*) FROM status_change").fetchone() == (0,)
