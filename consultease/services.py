@@ -268,8 +268,17 @@ class MosquittoInstance:
         self._process: subprocess.Popen[bytes] | None = None
 
     @staticmethod
-    def available() -> bool:
-        return shutil.which("mosquitto") is not None
+    def binary() -> str | None:
+        """``mosquitto`` on the PATH, or where Debian puts it (/usr/sbin is often
+        not on an ordinary user's PATH)."""
+        found = shutil.which("mosquitto")
+        if found is None and os.access("/usr/sbin/mosquitto", os.X_OK):
+            found = "/usr/sbin/mosquitto"
+        return found
+
+    @classmethod
+    def available(cls) -> bool:
+        return cls.binary() is not None
 
     @property
     def url(self) -> str:
@@ -280,9 +289,9 @@ class MosquittoInstance:
         return self._process.pid if self._process else None
 
     def start(self) -> Self:
-        binary = shutil.which("mosquitto")
+        binary = self.binary()
         if binary is None:
-            raise ServiceError("mosquitto is not on the PATH")
+            raise ServiceError("mosquitto is not installed (not on the PATH, not in /usr/sbin)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = self.data_dir / "mosquitto.conf"
         config.write_text(
