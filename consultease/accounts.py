@@ -24,28 +24,25 @@ import base64
 import logging
 import re
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import psycopg
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from consultease.audit import record
 from consultease.db import first_line, sqlalchemy_engine
 from consultease.errors import (
     AuthenticationError,
-    DatabaseUnavailable,
     NotFound,
     ValidationError,
 )
 from consultease.passwords import PasswordRejected, check_password, make_hasher, normalise
-from consultease.roles import ADMIN_ROLE, permission_denied
+from consultease.roles import ADMIN_ROLE, transaction
 from consultease.tables import admin_user
 
 log = logging.getLogger(__name__)
@@ -158,18 +155,8 @@ class AdminAccounts:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
-        try:
-            with self._engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            denied = permission_denied(exc.orig, role=ADMIN_ROLE)
-            if denied is not None:
-                raise denied from exc
-            if isinstance(exc.orig, psycopg.OperationalError):
-                raise DatabaseUnavailable(f"database error: {first_line(exc.orig)}") from exc
-            raise
+    def _transaction(self) -> AbstractContextManager[Connection]:
+        return transaction(self._engine, role=ADMIN_ROLE)
 
     # -- reading --------------------------------------------------------------
 

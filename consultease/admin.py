@@ -15,20 +15,18 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 from sqlalchemy import Connection, Engine, func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from consultease.db import first_line, sqlalchemy_engine
 from consultease.domain import FacultyView, Source, Status
 from consultease.errors import (
-    DatabaseUnavailable,
     NotFound,
     ValidationError,
     VersionConflict,
 )
 from consultease.readmodel import view_from_row
-from consultease.roles import ADMIN_ROLE, permission_denied
+from consultease.roles import ADMIN_ROLE, transaction
 from consultease.tables import VIEW_COLUMNS, audit_log, faculty, status_change
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -111,17 +109,10 @@ class FacultyAdmin:
     @contextmanager
     def _transaction(self) -> Iterator[Connection]:
         try:
-            with self._engine.begin() as conn:
+            with transaction(self._engine, role=ADMIN_ROLE) as conn:
                 yield conn
         except IntegrityError as exc:
             raise _integrity_message(exc) from exc
-        except DBAPIError as exc:
-            denied = permission_denied(exc.orig, role=ADMIN_ROLE)
-            if denied is not None:
-                raise denied from exc
-            if isinstance(exc.orig, psycopg.OperationalError):
-                raise DatabaseUnavailable(f"database error: {first_line(exc.orig)}") from exc
-            raise
 
     # -- reading --------------------------------------------------------------
 

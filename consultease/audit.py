@@ -15,11 +15,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, func, insert, literal, or_, select
-from sqlalchemy.exc import DBAPIError
 
 from consultease.db import sqlalchemy_engine
 from consultease.errors import ValidationError
-from consultease.roles import ADMIN_ROLE, permission_denied
+from consultease.roles import ADMIN_ROLE, transaction
 from consultease.tables import audit_log
 
 MAX_LIMIT: Final = 10_000
@@ -136,14 +135,8 @@ class AuditLog:
                     audit_log.c.action.startswith(action + ".", autoescape=True),
                 )
             )
-        try:
-            with self._engine.connect() as conn:
-                rows = conn.execute(query.limit(limit)).all()
-        except DBAPIError as exc:
-            denied = permission_denied(exc.orig, role=ADMIN_ROLE)
-            if denied is not None:
-                raise denied from exc
-            raise
+        with transaction(self._engine, role=ADMIN_ROLE) as conn:
+            rows = conn.execute(query.limit(limit)).all()
         return [
             AuditEntry(
                 id=r.id,

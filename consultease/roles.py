@@ -9,12 +9,16 @@ Each process connects with a login of its own inside one group role:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Final
 
 import psycopg
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 
 from consultease.db import first_line
-from consultease.errors import ConsultEaseError
+from consultease.errors import ConsultEaseError, DatabaseUnavailable
 
 INGEST_ROLE: Final = "consultease_ingest"
 KIOSK_ROLE: Final = "consultease_kiosk"
@@ -34,3 +38,19 @@ def permission_denied(error: BaseException | None, *, role: str) -> PermissionDe
             f"{first_line(error)}: this needs a database login in the {role} role"
         )
     return None
+
+
+@contextmanager
+def transaction(engine: Engine, *, role: str) -> Iterator[Connection]:
+    """``engine.begin()`` with driver errors made clear: a missing privilege names
+    ``role``, a lost server is ``DatabaseUnavailable``; anything else passes through."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except DBAPIError as exc:
+        denied = permission_denied(exc.orig, role=role)
+        if denied is not None:
+            raise denied from exc
+        if isinstance(exc.orig, psycopg.OperationalError):
+            raise DatabaseUnavailable(f"database error: {first_line(exc.orig)}") from exc
+        raise
