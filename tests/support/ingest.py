@@ -264,23 +264,30 @@ def protocol_for(mqtt_url: str) -> MqttProtocol:
     return MqttProtocol.V5 if mqtt5_supported(mqtt_url) else MqttProtocol.V311
 
 
+def _session_client(
+    client_id: str, protocol: MqttProtocol, *, keep_session: bool
+) -> tuple[mqtt.Client, dict[str, Any]]:
+    """A client under ``client_id`` and its connect arguments: resuming the broker's
+    session (``keep_session``) or starting clean and leaving nothing behind."""
+    if protocol is MqttProtocol.V5:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 60 if keep_session else 0
+        return client, {"clean_start": not keep_session, "properties": props}
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=not keep_session,
+    )
+    return client, {}
+
+
 def forget_session(mqtt_url: str, client_id: str, protocol: MqttProtocol) -> None:
     """Delete the broker's persistent session of ``client_id`` (connect clean, leave)."""
     endpoint = endpoint_of(mqtt_url)
     done = threading.Event()
-    if protocol is MqttProtocol.V5:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 0
-        connect_kwargs: dict[str, Any] = {"clean_start": True, "properties": props}
-    else:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-        )
-        connect_kwargs = {}
+    client, connect_kwargs = _session_client(client_id, protocol, keep_session=False)
     client.on_connect = lambda *args: done.set()
     try:
         client.connect(endpoint.host, endpoint.port, **connect_kwargs)
@@ -312,19 +319,7 @@ def redelivered_to(
     endpoint = endpoint_of(mqtt_url)
     got: list[tuple[str, bytes]] = []
     connected = threading.Event()
-    if protocol is MqttProtocol.V5:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 60
-        connect_kwargs: dict[str, Any] = {"clean_start": False, "properties": props}
-    else:
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=False,
-        )
-        connect_kwargs = {}
+    client, connect_kwargs = _session_client(client_id, protocol, keep_session=True)
     client.on_connect = lambda *args: connected.set()
     client.on_message = lambda c, u, m: got.append((m.topic, bytes(m.payload)))
     client.connect(endpoint.host, endpoint.port, **connect_kwargs)
