@@ -23,6 +23,14 @@ class DatabaseUnavailable(ConsultEaseError):
     """The database could not be reached (after retries, where they apply)."""
 
 
+class MessageRefused(ConsultEaseError):
+    """The database refused what a message would write (bad data, a broken constraint).
+
+    Retrying cannot help: the ingest service isolates such a message and records it
+    as rejected instead of retrying it forever (a poison message).
+    """
+
+
 class MigrationError(ConsultEaseError):
     """The database schema and the migration files disagree."""
 

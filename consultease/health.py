@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from consultease.config import MqttEndpoint, Settings
-from consultease.db import connect, first_line
+from consultease.db.connection import connect, first_line
 from consultease.errors import ConsultEaseError
 
 DEFAULT_TIMEOUT = 5.0

@@ -19,8 +19,13 @@ APP_NAME = "consultease-sim"
 
 def default_state_dir() -> Path:
     """The per-user state directory (``~/.local/state/consultease-sim`` on Linux)."""
-    import platformdirs  # noqa: PLC0415 - only needed when no directory is given
-
+    try:
+        import platformdirs  # noqa: PLC0415 - only needed when no directory is given
+    except ImportError:
+        raise SimError(
+            "no --state-dir given, and the default needs platformdirs: "
+            "pip install 'consultease[sim]', or pass --state-dir DIR"
+        ) from None
     return Path(platformdirs.user_state_dir(APP_NAME))
 
 

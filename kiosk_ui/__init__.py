@@ -15,5 +15,5 @@ Where things are, in the order data flows:
 * ``app``          the entry point: QApplication, signals, exit code
 * ``theme``, ``widgets``, ``qtcompat``: colours and sizes, a touch combo box,
   and a workaround for a PySide6 6.12.0 reference-count bug
-* ``bench``        ``python -m kiosk_ui.bench``: stalls and latency under load
+* ``bench``        ``python -m consultease.tools.bench.kiosk``: stalls and latency under load
 """

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
 
-from consultease.admin import FacultyFields
+from consultease.admin.faculty import FacultyFields
 from consultease.domain import FacultyView
 from consultease.errors import ValidationError
 from kiosk_ui import theme

@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from consultease.admin import FacultyAdmin
+from consultease.admin.faculty import FacultyAdmin
 from consultease.domain import FacultyView, Status
 from consultease.errors import ConsultEaseError, ValidationError, VersionConflict
 from kiosk_ui import theme

@@ -20,7 +20,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from consultease.listener import (
+from consultease.live.listener import (
     Connected,
     Disconnected,
     FacultyChanged,

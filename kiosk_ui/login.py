@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 class Authenticator(Protocol):
-    """What the dialog needs of ``consultease.accounts.AdminAccounts``."""
+    """What the dialog needs of ``consultease.admin.accounts.AdminAccounts``."""
 
     def login(self, username: str, password: str) -> str:
         """The canonical username; raises ``AuthenticationError``."""

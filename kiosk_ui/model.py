@@ -11,7 +11,7 @@ in the smallest step that describes the change:
   views keep their scroll position; ``beginResetModel`` is used only for the
   very first load.
 
-Rows are kept sorted by ``consultease.cache.sort_key`` (department, name, id),
+Rows are kept sorted by ``consultease.live.cache.sort_key`` (department, name, id),
 the same order the listener and every other reader use.
 """
 
@@ -32,8 +32,8 @@ from PySide6.QtCore import (
     Qt,
 )
 
-from consultease.cache import sort_key
 from consultease.domain import FacultyView
+from consultease.live.cache import sort_key
 from kiosk_ui.qtcompat import emit
 from kiosk_ui.theme import status_style, updated_text
 

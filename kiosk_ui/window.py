@@ -18,8 +18,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
 
-from consultease.admin import FacultyAdmin
-from consultease.listener import FacultyListener
+from consultease.admin.faculty import FacultyAdmin
+from consultease.live.listener import FacultyListener
 from kiosk_ui.admin_panel import AdminPanel
 from kiosk_ui.board import Board
 from kiosk_ui.bridge import ListenerBridge
@@ -35,7 +35,7 @@ LISTENER_NAME = "consultease-kiosk"
 
 
 def default_accounts(database_url: str) -> Authenticator:
-    from consultease.accounts import AdminAccounts  # noqa: PLC0415 - only when someone signs in
+    from consultease.admin.accounts import AdminAccounts  # noqa: PLC0415 - only when someone signs in
 
     accounts: Authenticator = AdminAccounts(database_url)
     return accounts

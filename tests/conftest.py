@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from consultease.migrate import upgrade
+from consultease.db.migrate import upgrade
 from tests.support.pg import (
     create_database,
     drop_database,

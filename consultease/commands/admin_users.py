@@ -12,11 +12,11 @@ import argparse
 import getpass
 import sys
 
-from consultease.accounts import AdminAccounts, clean_username
+from consultease.admin.accounts import AdminAccounts, clean_username
+from consultease.admin.passwords import check_password
 from consultease.commands import Subparsers
 from consultease.config import Settings
 from consultease.errors import ValidationError
-from consultease.passwords import check_password
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

@@ -8,7 +8,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from consultease.audit import MAX_LIMIT, AuditLog, describe_change, parse_since
+from consultease.admin.audit import MAX_LIMIT, AuditLog, describe_change, parse_since
 from consultease.commands import Subparsers
 from consultease.config import Settings
 

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from consultease.commands import Subparsers
 from consultease.config import Settings
+from consultease.extras import require_extra
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -36,7 +37,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from consultease.bench import BenchOptions, run_bench  # noqa: PLC0415
+    require_extra("demo", what="`consultease bench`")
+    from consultease.tools.bench.ingest import BenchOptions, run_bench  # noqa: PLC0415
 
     options = BenchOptions(desks=args.desks, duration=args.duration, offered_rate=args.offered_rate)
     console = Console()

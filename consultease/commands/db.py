@@ -6,7 +6,7 @@ import argparse
 
 from consultease.commands import Subparsers
 from consultease.config import Settings
-from consultease.migrate import upgrade
+from consultease.db.migrate import upgrade
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:

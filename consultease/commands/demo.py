@@ -7,6 +7,7 @@ from pathlib import Path
 
 from consultease.commands import Subparsers
 from consultease.config import Settings
+from consultease.extras import require_extra
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -34,7 +35,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from consultease.demo import DemoOptions, default_data_dir, run_demo  # noqa: PLC0415
+    require_extra("demo", what="`consultease demo`")
+    from consultease.tools.demo import DemoOptions, default_data_dir, run_demo  # noqa: PLC0415
 
     options = DemoOptions(
         data_dir=args.data_dir or default_data_dir(),

@@ -12,18 +12,18 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from consultease.commands import Subparsers, positive_int
-from consultease.config import Settings
-from consultease.errors import ValidationError
-from consultease.mqtt_auth import (
+from consultease.broker.config import shipped_config
+from consultease.broker.credentials import (
     SERVICE_USERNAMES,
     Credentials,
-    broker_config,
     desk_credentials,
     example_acl,
     install,
     service_credentials,
 )
+from consultease.commands import Subparsers, positive_int
+from consultease.config import Settings
+from consultease.errors import ValidationError
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
@@ -80,5 +80,5 @@ def run_credentials(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_broker_config(args: argparse.Namespace, settings: Settings) -> int:
-    print(example_acl() if args.acl else broker_config(), end="")
+    print(example_acl() if args.acl else shipped_config(), end="")
     return 0

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from consultease.admin import FacultyAdmin, parse_status
+from consultease.admin.faculty import FacultyAdmin, parse_status
 from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
 from consultease.domain import FacultyView, Status

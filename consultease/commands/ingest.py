@@ -11,12 +11,12 @@ from types import FrameType
 
 from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
-from consultease.ingest import (
+from consultease.ingest.service import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_QUEUE_SIZE,
     IngestService,
-    MqttProtocol,
 )
+from consultease.ingest.transport import MqttProtocol
 
 log = logging.getLogger(__name__)
 

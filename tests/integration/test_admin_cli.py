@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from consultease.admin import FacultyAdmin
+from consultease.admin.faculty import FacultyAdmin
 from consultease.cli import main
 from consultease.domain import Status
 from consultease.errors import VersionConflict

@@ -19,7 +19,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from consultease.bench import baseline_update_notify
+from consultease.tools.bench.ingest import baseline_update_notify
 
 
 @pytest.mark.slow

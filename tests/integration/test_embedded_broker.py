@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from consultease.config import Settings
-from consultease.embedded_broker import AmqttBroker
-from consultease.ingest import IngestService
+from consultease.ingest.service import IngestService
+from consultease.tools.embedded_broker import AmqttBroker
 from desk_firmware_sim.config import MqttVersion, SimConfig
 from desk_firmware_sim.runner import Fleet
 from desk_firmware_sim.unit import Mode

@@ -27,9 +27,10 @@ from consultease.config import Settings
 from consultease.domain import RejectReason, Status
 from consultease.errors import ConfigError
 from consultease.health import check_health
-from consultease.ingest import IngestService, MqttProtocol, subscriptions
-from consultease.services import MosquittoInstance, free_port
-from consultease.state_publisher import state_topic
+from consultease.ingest.service import IngestService, subscriptions
+from consultease.ingest.state_publisher import state_topic
+from consultease.ingest.transport import MqttProtocol
+from consultease.tools.servers import MosquittoInstance, free_port
 from tests.support.factories import add_faculty, add_many_faculty, faculty_row
 from tests.support.ingest import (
     REPO_ROOT,

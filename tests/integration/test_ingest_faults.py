@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from consultease.ingest import MqttProtocol
-from consultease.migrate import upgrade
-from consultease.services import MosquittoInstance, PostgresInstance
+from consultease.db.migrate import upgrade
+from consultease.ingest.transport import MqttProtocol
+from consultease.tools.servers import MosquittoInstance, PostgresInstance
 from tests.support.factories import add_many_faculty
 from tests.support.ingest import (
     IngestProcess,

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from consultease.domain import DeskState, Rejection, UpdateKind, Verdict
 from consultease.ordering import advance, decide
 from consultease.payloads import parse
-from consultease.services import MosquittoInstance
+from consultease.tools.servers import MosquittoInstance
 from tests.support.factories import add_many_faculty
 from tests.support.ingest import (
     Publisher,

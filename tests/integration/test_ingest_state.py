@@ -15,9 +15,9 @@ from typing import Any
 import psycopg
 import pytest
 
-from consultease.listener import FacultyListener
-from consultease.readmodel import load_views
-from consultease.state_publisher import StatePublisher, state_payload, state_topic
+from consultease.db.readmodel import load_views
+from consultease.ingest.state_publisher import StatePublisher, state_payload, state_topic
+from consultease.live.listener import FacultyListener
 from tests.support.factories import add_faculty
 from tests.support.ingest import wait_until
 

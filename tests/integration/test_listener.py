@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import shutil
 import tempfile
 import threading
@@ -17,10 +16,11 @@ from typing import Any, TypeVar
 import psycopg
 import pytest
 
-from consultease.bench_listener import DriverMode, measure_listener_latency, percentile
-from consultease.cache import FacultyCache
+from consultease.db.migrate import upgrade
+from consultease.db.readmodel import load_views
 from consultease.domain import Status
-from consultease.listener import (
+from consultease.live.cache import FacultyCache
+from consultease.live.listener import (
     Connected,
     Disconnected,
     FacultyChanged,
@@ -29,13 +29,11 @@ from consultease.listener import (
     ListenerEvent,
     Reconnecting,
     Resynced,
-    backoff_delay,
     coalesce,
     parse_hint,
 )
-from consultease.migrate import upgrade
-from consultease.readmodel import load_views
-from consultease.services import PostgresInstance, free_port
+from consultease.tools.bench.listener import DriverMode, measure_listener_latency
+from consultease.tools.servers import PostgresInstance, free_port
 from tests.support.factories import add_faculty, add_many_faculty
 
 E = TypeVar("E", bound=ListenerEvent)
@@ -252,7 +250,7 @@ def test_subscriber_that_raises_does_not_stop_delivery_to_others(
         raise RuntimeError(f"subscriber bug on {type(event).__name__}")
 
     listener = make_listener()
-    caplog.set_level(logging.ERROR, logger="consultease.listener")
+    caplog.set_level(logging.ERROR, logger="consultease.live.listener")
     before = Events()
     listener.subscribe(before)
     events = started(listener, broken)  # broken sits between two good subscribers
@@ -270,7 +268,7 @@ def test_subscriber_that_raises_does_not_stop_delivery_to_others(
         r.exc_info and "subscriber bug on FacultyChanged" in str(r.exc_info[1])
         for r in caplog.records
     )
-    assert all(r.name == "consultease.listener" for r in caplog.records)
+    assert all(r.name == "consultease.live.listener" for r in caplog.records)
 
 
 def test_out_of_order_delivery_never_rolls_back_the_cache(
@@ -579,26 +577,7 @@ def test_latency_benchmark_measures_every_change_and_cleans_up(
     assert row == (0,)
 
 
-def test_percentile_is_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 0.5) == 50
-    assert percentile(values, 0.99) == 99
-    assert percentile(values, 1.0) == 100
-    assert percentile([7.0], 0.99) == 7
-    assert math.isnan(percentile([], 0.5))
-
-
 # -- pure parts -------------------------------------------------------------------------
-
-
-def test_backoff_doubles_with_jitter_and_is_capped() -> None:
-    low = [backoff_delay(n, initial=0.1, cap=10, rnd=lambda: 0.0) for n in range(1, 12)]
-    high = [backoff_delay(n, initial=0.1, cap=10, rnd=lambda: 1.0) for n in range(1, 12)]
-    assert high[:4] == pytest.approx([0.1, 0.2, 0.4, 0.8])
-    assert low[:4] == pytest.approx([0.05, 0.1, 0.2, 0.4])
-    assert max(high) == 10
-    assert min(low[-3:]) == 5
-    assert backoff_delay(10_000, cap=10) <= 10
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from consultease.db.migrate import load_migrations, migrations_dir, upgrade
 from consultease.errors import MigrationError
-from consultease.migrate import SQL_DIR, load_migrations, upgrade
 
 
 def applied(url: str) -> list[tuple[int, str]]:
@@ -111,5 +111,14 @@ def test_failed_migration_is_not_recorded(empty_database_url: str, tmp_path: Pat
 
 
 def test_migration_files_are_numbered_consecutively() -> None:
-    versions = [m.version for m in load_migrations(SQL_DIR)]
+    versions = [m.version for m in load_migrations()]
     assert versions == list(range(1, len(versions) + 1))
+
+
+def test_the_package_reads_its_migrations_from_the_source_trees_sql_folder(
+    repo_root: Path,
+) -> None:
+    shipped = {m.name: m.sql for m in load_migrations(migrations_dir())}
+    source = {p.name: p.read_text("utf-8") for p in sorted((repo_root / "sql").glob("*.sql"))}
+    assert shipped == source
+    assert len(shipped) >= 3

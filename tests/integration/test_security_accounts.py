@@ -15,11 +15,11 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher
 
-from consultease.accounts import AccountLocked, AdminAccounts
-from consultease.admin import FacultyAdmin
+from consultease.admin.accounts import AccountLocked, AdminAccounts
+from consultease.admin.faculty import FacultyAdmin
+from consultease.admin.passwords import PasswordRejected
 from consultease.domain import Status
 from consultease.errors import AuthenticationError, NotFound, ValidationError, VersionConflict
-from consultease.passwords import PasswordRejected
 from tests.support.ingest import REPO_ROOT
 
 GOOD = "amber-otter-lighthouse"
@@ -88,7 +88,7 @@ def login_in_subprocess(database_url: str, username: str, password: str) -> str:
     """A login from a brand-new process: what a restarted kiosk would see."""
     script = (
         "import sys\n"
-        "from consultease.accounts import AdminAccounts\n"
+        "from consultease.admin.accounts import AdminAccounts\n"
         "from consultease.errors import AuthenticationError\n"
         "accounts = AdminAccounts(sys.argv[1])\n"
         "try:\n"

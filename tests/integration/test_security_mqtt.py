@@ -1,8 +1,8 @@
 """The shipped broker configuration on a private Mosquitto: logins, per-desk ACLs, TLS,
 and the real ingest service (logged in to the database as an ingest role) behind it.
 
-The broker runs ``consultease.mqtt_auth.broker_config`` (the same text as
-``consultease/broker/mosquitto.conf``) with only the port and file paths
+The broker runs the shipped ``consultease/broker/mosquitto.conf`` through
+``consultease.broker.config.adapted_config``, with only the ports and file paths
 replaced, and password/ACL files written by the code behind
 ``consultease desk credentials``.
 """
@@ -28,15 +28,15 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from consultease.ingest import subscriptions
-from consultease.mqtt_auth import (
+from consultease.broker.config import adapted_config
+from consultease.broker.credentials import (
     Credentials,
-    broker_config,
     desk_credentials,
     install,
     service_credentials,
 )
-from consultease.services import MosquittoInstance, free_port
+from consultease.ingest.service import subscriptions
+from consultease.tools.servers import MosquittoInstance, free_port
 from tests.support.factories import add_faculty, faculty_row
 from tests.support.ingest import (
     running_service,
@@ -85,15 +85,17 @@ def secure_broker(
         users[credentials.username] = credentials
     port = free_port()
     tls_port = free_port() if tls else None
-    config = broker_config(
-        port=port,
-        tls_port=tls_port,
-        certfile=str(tls.certfile) if tls else "",
-        keyfile=str(tls.keyfile) if tls else "",
-        password_file=str(passwd),
-        acl_file=str(acl),
-        persistence_location=f"{data}/",
-        log_dest=f"file {data}/mosquitto.log",
+    files = {
+        "password_file": str(passwd),
+        "acl_file": str(acl),
+        "persistence_location": f"{data}/",
+        "log_dest": f"file {data}/mosquitto.log",
+    }
+    if tls:
+        files |= {"certfile": str(tls.certfile), "keyfile": str(tls.keyfile)}
+    config = adapted_config(
+        listeners={1883: f"{port} 127.0.0.1", 8883: str(tls_port) if tls else None},
+        settings=files,
         # Stay root when the tests run as root, so the broker can read tmp_path.
         extra="user root\n" if os.geteuid() == 0 else "",
     )

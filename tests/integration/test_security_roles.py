@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from consultease.accounts import AdminAccounts
-from consultease.admin import FacultyAdmin
+from consultease.admin.accounts import AdminAccounts
+from consultease.admin.faculty import FacultyAdmin
+from consultease.db.migrate import upgrade
 from consultease.domain import Status, Verdict
-from consultease.migrate import upgrade
-from consultease.store import Store
+from consultease.ingest.store import Store
 from tests.support.factories import add_faculty, faculty_row, status_update
 from tests.support.notifications import NotificationRecorder
 from tests.support.pg import with_database

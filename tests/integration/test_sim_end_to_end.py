@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from consultease.config import Settings
-from consultease.ingest import IngestService
-from consultease.services import MosquittoInstance
+from consultease.ingest.service import IngestService
+from consultease.tools.servers import MosquittoInstance
 from desk_firmware_sim.config import MqttVersion, SimConfig
 from desk_firmware_sim.faults import FaultConfig
 from desk_firmware_sim.records import EventKind, EventRecord, Record

@@ -20,7 +20,8 @@ from consultease.domain import (
     UpdateKind,
     Verdict,
 )
-from consultease.store import RetryPolicy, Store
+from consultease.ingest.store import Store
+from consultease.retry import RetryPolicy
 from tests.support.factories import add_faculty, add_many_faculty, faculty_row, status_update
 from tests.support.notifications import NotificationRecorder
 

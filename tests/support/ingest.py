@@ -29,8 +29,9 @@ from psycopg import sql
 
 from consultease.config import MqttEndpoint, Settings
 from consultease.domain import Status
-from consultease.ingest import IngestService, MqttProtocol
-from consultease.services import MosquittoInstance
+from consultease.ingest.service import IngestService
+from consultease.ingest.transport import MqttProtocol
+from consultease.tools.servers import MosquittoInstance
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STATUSES = (Status.AVAILABLE, Status.AWAY, Status.BUSY)

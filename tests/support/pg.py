@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from consultease.services import PostgresInstance
+from consultease.tools.servers import PostgresInstance
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 

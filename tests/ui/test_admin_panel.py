@@ -12,8 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLineEdit, QWidget
 from pytestqt.qtbot import QtBot
 
-from consultease.accounts import AdminAccounts
-from consultease.admin import FacultyAdmin
+from consultease.admin.accounts import AdminAccounts
+from consultease.admin.faculty import FacultyAdmin
 from kiosk_ui import theme
 from kiosk_ui.admin_panel import CONFLICT_MESSAGE, AdminPanel
 from kiosk_ui.window import KioskWindow

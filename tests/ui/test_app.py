@@ -16,7 +16,13 @@ from pytestqt.qtbot import QtBot
 from consultease.cli import main as cli_main
 from consultease.config import Settings
 from consultease.errors import ConfigError
-from consultease.listener import Connected, Disconnected, FacultyChanged, FacultyRemoved, Resynced
+from consultease.live.listener import (
+    Connected,
+    Disconnected,
+    FacultyChanged,
+    FacultyRemoved,
+    Resynced,
+)
 from kiosk_ui.app import run_kiosk
 from kiosk_ui.bridge import ListenerBridge
 from kiosk_ui.window import KioskWindow

@@ -1,18 +1,12 @@
-"""The kiosk load test runs end to end, with small numbers (the real run: kiosk_ui.bench)."""
+"""The kiosk load test runs end to end, with small numbers
+(the real run: ``python -m consultease.tools.bench.kiosk``)."""
 
 from __future__ import annotations
 
 import pytest
 
-from kiosk_ui.bench import measure_kiosk, percentile
+from consultease.tools.bench.kiosk import measure_kiosk
 from tests.ui.support import listener_threads
-
-
-def test_percentile_is_nearest_rank() -> None:
-    values = [float(v) for v in range(1, 101)]
-    assert percentile(values, 0.5) == 50.0
-    assert percentile(values, 0.99) == 99.0
-    assert percentile([3.0], 0.99) == 3.0
 
 
 @pytest.mark.slow

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from consultease.cache import SHOWN_STATUSES, FacultyCache
 from consultease.domain import FacultyView, Source, Status
+from consultease.live.cache import SHOWN_STATUSES, FacultyCache
 
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

@@ -7,13 +7,13 @@ import base64
 import stat
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from consultease.audit import describe_change, parse_since
-from consultease.errors import ValidationError
-from consultease.mqtt_auth import (
-    broker_config,
+from consultease.admin.audit import describe_change, parse_since
+from consultease.broker.config import adapted_config, shipped_config
+from consultease.broker.credentials import (
     desk_acl,
     desk_credentials,
     example_acl,
@@ -23,6 +23,8 @@ from consultease.mqtt_auth import (
     service_credentials,
     verify_password,
 )
+from consultease.errors import ValidationError
+from consultease.payloads import INBOUND_SUFFIXES
 
 BROKER_DIR = Path(__file__).resolve().parents[2] / "consultease" / "broker"
 
@@ -56,23 +58,39 @@ def test_every_credential_gets_a_fresh_salt_and_password() -> None:
     assert verify_password(encoded, first.password)
 
 
+def _rules(block: str) -> list[str]:
+    return [line for line in block.splitlines() if line and not line.startswith("#")]
+
+
 def test_desk_acl_allows_only_its_own_topics() -> None:
-    assert desk_acl(3).splitlines() == [
+    assert _rules(desk_acl(3)) == [
         "user desk-3",
         "topic write consultease/faculty/3/status",
         "topic write consultease/faculty/3/heartbeat",
         "topic write consultease/faculty/3/availability",
         "topic write consultease/faculty/3/mac_status",
+        "topic write consultease/faculty/3/responses",
         "topic read consultease/faculty/3/state",
+        "topic read consultease/faculty/3/messages",
+        "topic read consultease/faculty/3/cancellations",
     ]
 
 
-def test_ingest_acl_reads_every_desk_topic_and_writes_state() -> None:
-    lines = ingest_acl().splitlines()
+def test_desk_acl_covers_every_topic_the_ingest_service_reads() -> None:
+    written = {line.rsplit("/", 1)[1] for line in _rules(desk_acl(3)) if "write" in line}
+    assert written == set(INBOUND_SUFFIXES) | {"responses"}
+
+
+def test_ingest_acl_reads_every_desk_topic_and_writes_only_what_desks_are_shown() -> None:
+    lines = _rules(ingest_acl())
     assert lines[0] == "user consultease-ingest"
-    assert "topic read consultease/faculty/+/status" in lines
+    for suffix in INBOUND_SUFFIXES:
+        assert f"topic read consultease/faculty/+/{suffix}" in lines
     assert "topic readwrite consultease/faculty/+/state" in lines
-    assert not any(line.startswith("topic write") for line in lines)
+    assert sorted(line for line in lines if line.startswith("topic write")) == [
+        "topic write consultease/faculty/+/cancellations",
+        "topic write consultease/faculty/+/messages",
+    ]
 
 
 @pytest.mark.parametrize("bad", [0, -1])
@@ -86,15 +104,46 @@ def test_unknown_service_is_refused() -> None:
         service_credentials("kiosk")
 
 
-def test_shipped_files_are_exactly_what_the_code_generates() -> None:
-    assert (BROKER_DIR / "mosquitto.conf").read_text() == broker_config()
-    assert (BROKER_DIR / "acl.example").read_text() == example_acl()
+def test_the_shipped_config_is_read_from_the_package_data() -> None:
+    assert shipped_config() == (BROKER_DIR / "mosquitto.conf").read_text()
+    assert adapted_config() == shipped_config()
+
+
+def test_example_acl_has_the_ingest_service_and_desk_one() -> None:
+    assert _rules(example_acl()) == _rules(ingest_acl()) + _rules(desk_acl(1))
+
+
+def test_adapted_config_changes_only_ports_and_paths() -> None:
+    adapted = adapted_config(
+        listeners={1883: "31883 127.0.0.1", 8883: None},
+        settings={"password_file": "/tmp/p", "log_dest": "file /tmp/log"},
+    )
+    kept = [line for line in shipped_config().splitlines() if line not in adapted.splitlines()]
+    assert kept == [
+        "password_file /etc/mosquitto/consultease.passwd",
+        "log_dest syslog",
+        "listener 1883 127.0.0.1",
+        "listener 8883",
+        "certfile /etc/mosquitto/certs/consultease.crt",
+        "keyfile /etc/mosquitto/certs/consultease.key",
+        "tls_version tlsv1.2",
+    ]
+    assert "listener 31883 127.0.0.1" in adapted.splitlines()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"listeners": {1884: "1"}}, {"settings": {"no_such_directive": "x"}}],
+)
+def test_adapted_config_refuses_what_the_shipped_file_lacks(changes: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="has no"):
+        adapted_config(**changes)
 
 
 def test_shipped_config_refuses_anonymous_and_keeps_deep_persistent_queues() -> None:
     directives = {
         line.split()[0]: line.split(None, 1)[1]
-        for line in broker_config().splitlines()
+        for line in shipped_config().splitlines()
         if line.strip() and not line.startswith("#")
     }
     assert directives["allow_anonymous"] == "false"

@@ -8,20 +8,20 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.exceptions import VerifyMismatchError
 
-from consultease.accounts import (
+from consultease.admin.accounts import (
     LockoutPolicy,
     LoginState,
     _dummy_hash,
     after_failure,
     clean_username,
 )
-from consultease.errors import ValidationError
-from consultease.passwords import (
+from consultease.admin.passwords import (
     COMMON_PASSWORDS,
     MIN_LENGTH,
     PasswordRejected,
     check_password,
 )
+from consultease.errors import ValidationError
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 POLICY = LockoutPolicy()
