@@ -123,7 +123,7 @@ class FacultyAdmin:
         if not include_inactive:
             query = query.where(faculty.c.active)
         with self._transaction() as conn:
-            return [view_from_row(r) for r in conn.execute(query)]
+            return [view_from_row(r._mapping) for r in conn.execute(query)]
 
     def get(self, faculty_id: int) -> FacultyView:
         with self._transaction() as conn:
@@ -149,7 +149,7 @@ class FacultyAdmin:
         row = conn.execute(query).one_or_none()
         if row is None:
             raise NotFound(f"no faculty with id {faculty_id}")
-        return view_from_row(row)
+        return view_from_row(row._mapping)
 
     # -- writing --------------------------------------------------------------
 
@@ -177,7 +177,7 @@ class FacultyAdmin:
                 )
                 .returning(*VIEW_COLUMNS)
             ).one()
-            view = view_from_row(row)
+            view = view_from_row(row._mapping)
             _audit(
                 conn,
                 actor=actor,
@@ -293,7 +293,7 @@ class FacultyAdmin:
                 .returning(*VIEW_COLUMNS)
             ).one_or_none()
             if row is not None:
-                after = view_from_row(row)
+                after = view_from_row(row._mapping)
                 _audit(
                     conn,
                     actor=actor,

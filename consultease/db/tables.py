@@ -1,7 +1,8 @@
-"""SQLAlchemy Core descriptions of the tables the admin code writes.
+"""SQLAlchemy Core descriptions of the tables: the one list of their columns.
 
-The schema itself lives in ``sql/`` migrations; these declarations only let
-the admin module build parameterized statements without string formatting.
+The schema itself lives in ``sql/`` migrations; these declarations let the
+admin code build parameterized statements without string formatting, and give
+every reader of faculty rows the same column names (``VIEW_COLUMNS``).
 """
 
 from __future__ import annotations
@@ -94,4 +95,4 @@ VIEW_COLUMNS = (
     faculty.c.last_seen,
     faculty.c.updated_at,
 )
-"""The columns of ``FacultyView``, in ``readmodel.view_from_row`` order."""
+"""The columns behind ``FacultyView``: what every reader selects (``readmodel``, ``admin``)."""

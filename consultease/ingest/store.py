@@ -23,10 +23,11 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import psycopg
-from psycopg.rows import TupleRow
+from psycopg import sql
+from psycopg.rows import TupleRow, kwargs_row
 
 from consultease.db.connection import CONTENT_ERRORS, RETRYABLE_ERRORS, connect, first_line
 from consultease.domain import (
@@ -67,8 +68,25 @@ class _Row:
     touched: bool = False
     seen: bool = False
 
+    def __post_init__(self) -> None:
+        # Built from a row mapped by column name: the text columns become enums.
+        self.status = Status(self.status)
+        self.status_source = Source(self.status_source)
+
     def state(self) -> DeskState:
         return DeskState(active=self.active, desk_version=self.desk_version, desk_ts=self.desk_ts)
+
+
+LOCKED_COLUMNS: Final = (
+    "id",
+    "status",
+    "desk_online",
+    "desk_version",
+    "desk_ts",
+    "active",
+    "status_source",
+)
+"""The faculty columns a batch locks and reads, by name (``_Row``'s fields)."""
 
 
 @dataclass(slots=True)
@@ -77,13 +95,9 @@ class _Writes:
     rejections: list[tuple[object, ...]] = field(default_factory=list)
 
 
-_LOCK_ROWS = """
-SELECT id, status, desk_online, desk_version, desk_ts, active, status_source
-FROM faculty
-WHERE id = ANY(%s)
-ORDER BY id
-FOR UPDATE
-"""
+_LOCK_ROWS = sql.SQL("SELECT {} FROM faculty WHERE id = ANY(%s) ORDER BY id FOR UPDATE").format(
+    sql.SQL(", ").join(sql.Identifier(name) for name in LOCKED_COLUMNS)
+)
 
 _WRITE_ROWS = """
 UPDATE faculty AS f
@@ -184,22 +198,10 @@ class Store:
         assert now_row is not None
         now: datetime = now_row[0]
         ids = sorted({item.faculty_id for item in items if isinstance(item, DeskUpdate)})
-        rows = (
-            {
-                int(r[0]): _Row(
-                    id=int(r[0]),
-                    status=Status(r[1]),
-                    desk_online=bool(r[2]),
-                    desk_version=r[3],
-                    desk_ts=r[4],
-                    active=bool(r[5]),
-                    status_source=Source(r[6]),
-                )
-                for r in conn.execute(_LOCK_ROWS, (ids,)).fetchall()
-            }
-            if ids
-            else {}
-        )
+        rows: dict[int, _Row] = {}
+        if ids:
+            with conn.cursor(row_factory=kwargs_row(_Row)) as cur:
+                rows = {row.id: row for row in cur.execute(_LOCK_ROWS, (ids,)).fetchall()}
 
         writes = _Writes()
         outcomes = [self._decide_one(item, rows, now, writes) for item in items]
