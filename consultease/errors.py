@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from consultease.domain import FacultyView
+
 
 class ConsultEaseError(Exception):
     """Root of every error this project raises on purpose.
@@ -52,11 +57,17 @@ class ValidationError(ConsultEaseError):
 
 
 class VersionConflict(ConsultEaseError):
-    """An optimistic-locking write found the row at another version."""
+    """An optimistic-locking write found the row at another version.
+
+    ``latest`` is the row as it stood when the write was refused (read under the
+    same lock), so a caller can show it without asking the database again.
+    """
 
     exit_code = 3
 
-    def __init__(self, *, faculty_id: int, expected: int, current: int) -> None:
+    def __init__(
+        self, *, faculty_id: int, expected: int, current: int, latest: FacultyView | None = None
+    ) -> None:
         super().__init__(
             f"faculty {faculty_id} was changed by someone else: "
             f"expected version {expected}, current version is {current}"
@@ -64,6 +75,7 @@ class VersionConflict(ConsultEaseError):
         self.faculty_id = faculty_id
         self.expected = expected
         self.current = current
+        self.latest = latest
 
 
 class AuthenticationError(ConsultEaseError):

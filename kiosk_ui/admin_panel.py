@@ -7,11 +7,12 @@ desk, deactivate.
 
 Optimistic locking: the form remembers the ``version`` it was loaded with and
 every write passes it as ``expect_version``. When someone else changed the
-row first, ``FacultyAdmin`` raises ``VersionConflict``; the panel then reads
-the current row, says plainly what changed, keeps the admin's edit in the
-form, and offers "Reapply my edit" (the same write against the new version)
-or "Use their version". While the form has no unsaved edit, a newer version
-arriving from the listener simply reloads it, so idle forms never go stale.
+row first, ``FacultyAdmin`` raises ``VersionConflict`` carrying the current
+row (read under the same lock, so no second query); the panel says plainly
+what changed, keeps the admin's edit in the form, and offers "Reapply my
+edit" (the same write against the new version) or "Use their version".
+While the form has no unsaved edit, a newer version arriving from the
+listener simply reloads it, so idle forms never go stale.
 
 Every database call runs on the ``Worker`` thread and comes back by a queued
 signal; the action buttons are disabled meanwhile, so the board never
@@ -474,16 +475,15 @@ class AdminPanel(QWidget):
         retry: Callable[[int], None] | None = None,
     ) -> None:
         """Run ``call`` on the worker; a ``VersionConflict`` becomes a ``Conflict`` to show."""
-        admin = self._admin
         faculty_id = self._loaded.id if self._loaded is not None else None
 
         def work() -> FacultyView | Conflict:
             try:
                 return call()
-            except VersionConflict:
-                if faculty_id is None:
+            except VersionConflict as conflict:
+                if faculty_id is None or conflict.latest is None:
                     raise
-                return Conflict(current=admin.get(faculty_id))
+                return Conflict(current=conflict.latest)
 
         def finished(result: Any) -> None:
             self._set_busy(False)

@@ -283,16 +283,34 @@ class FacultyAdmin:
         record_status_change: bool = False,
     ) -> FacultyView:
         with self._transaction() as conn:
-            current = self._get(conn, faculty_id)
+            # Locked, so the version check and the write are one step: nobody can
+            # slip a change in between, and a conflict is known without a second read.
+            current = self._get(conn, faculty_id, lock=True)
             expected = current.version if expect_version is None else expect_version
             values = change(current)
-            row = conn.execute(
-                update(faculty)
-                .where(faculty.c.id == faculty_id, faculty.c.version == expected)
-                .values(**values)
-                .returning(*VIEW_COLUMNS)
-            ).one_or_none()
-            if row is not None:
+            if current.version != expected:
+                # Someone else changed the row: record the attempt, write nothing.
+                _audit(
+                    conn,
+                    actor=actor,
+                    action=action + ".conflict",
+                    faculty_id=faculty_id,
+                    before=_snapshot(current),
+                    after={"expected_version": expected, "attempted": _jsonable(values)},
+                )
+                conflict = VersionConflict(
+                    faculty_id=faculty_id,
+                    expected=expected,
+                    current=current.version,
+                    latest=current,
+                )
+            else:
+                row = conn.execute(
+                    update(faculty)
+                    .where(faculty.c.id == faculty_id)
+                    .values(**values)
+                    .returning(*VIEW_COLUMNS)
+                ).one()
                 after = view_from_row(row._mapping)
                 _audit(
                     conn,
@@ -314,18 +332,8 @@ class FacultyAdmin:
                         )
                     )
                 return after
-        # Nothing matched: someone else changed the row. Record the attempt on its own.
-        latest = self.get(faculty_id)
-        with self._transaction() as conn:
-            _audit(
-                conn,
-                actor=actor,
-                action=action + ".conflict",
-                faculty_id=faculty_id,
-                before=_snapshot(latest),
-                after={"expected_version": expected, "attempted": _jsonable(values)},
-            )
-        raise VersionConflict(faculty_id=faculty_id, expected=expected, current=latest.version)
+        # Raised after the commit, so the audit row of the attempt is kept.
+        raise conflict
 
 
 def _audit(

@@ -199,8 +199,11 @@ def test_every_admin_action_leaves_one_audit_row_with_before_and_after(
         view = admin.add(actor="alice", name="Dr. A", department="Physics", email="a@uni.example")
         admin.edit(view.id, actor="alice", room="P-1", expect_version=1)
         admin.set_status(view.id, Status.BUSY, actor="bob")
-        with pytest.raises(VersionConflict):
+        with pytest.raises(VersionConflict) as refused:
             admin.edit(view.id, actor="carol", room="P-9", expect_version=1)
+        latest = refused.value.latest
+        assert latest is not None
+        assert (latest.version, latest.room, latest.status) == (3, "P-1", Status.BUSY)
         admin.deactivate(view.id, actor="alice")
     finally:
         admin.close()
