@@ -3,10 +3,19 @@
     FacultyListener (its own thread) --events--> ListenerBridge --queued signals-->
         FacultyListModel (rows) --> Board (students) and AdminPanel (admins)
 
+The window is a stack of full-screen views (``pages``: the board, the admin
+panel, and whatever ``show_view`` is given, e.g. a consultation form) above the
+on-screen keyboard, which any view's text fields can ``attach`` to.
+
 ``start()`` subscribes the bridge, then starts the listener, so the first
 resync reaches the model. Closing the window (or ``shutdown()``) unsubscribes,
 closes the listener, waits for the admin worker and stops the timers, so no
 thread outlives the window.
+
+``show_kiosk(fullscreen=True)`` fills the screen by itself: ``showFullScreen``
+is only a request to a window manager, and a kiosk usually runs in a bare X
+session without one, so the window also takes the screen's geometry, without
+a frame, and follows it when the screen changes.
 """
 
 from __future__ import annotations
@@ -14,15 +23,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
+from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
 from consultease.live.listener import FacultyListener
 from kiosk_ui.admin_panel import AdminPanel
-from kiosk_ui.board import Board
+from kiosk_ui.board import Board, BoardOptions
 from kiosk_ui.bridge import ListenerBridge
+from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.login import Authenticator, LoginDialog
 from kiosk_ui.model import FacultyListModel
 from kiosk_ui.qtcompat import emit
@@ -52,6 +62,7 @@ class KioskWindow(QMainWindow):
         database_url: str,
         *,
         idle_timeout: float = 60.0,
+        options: BoardOptions | None = None,
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
         parent: QWidget | None = None,
@@ -68,7 +79,7 @@ class KioskWindow(QMainWindow):
         self.model = FacultyListModel(self)
         self.bridge = ListenerBridge(self)
         self.worker = Worker(self)
-        self.board = Board(self.model, idle_timeout=idle_timeout)
+        self.board = Board(self.model, options=options, idle_timeout=idle_timeout)
         self.admin_panel: AdminPanel | None = None
         self.login_dialog: LoginDialog | None = None
 
@@ -81,13 +92,51 @@ class KioskWindow(QMainWindow):
         self.bridge.facultyChanged.connect(self.board.note_update)
         self.bridge.facultyRemoved.connect(self.board.note_update)
         self.bridge.connectionChanged.connect(self.board.set_connection)
+        self.bridge.reconnecting.connect(self.board.note_reconnecting)
         self.board.adminRequested.connect(self.show_login)
         self.board.idle.connect(self._idle)
 
         self.pages = QStackedWidget()
         self.pages.addWidget(self.board)
-        self.setCentralWidget(self.pages)
+        self.keyboard = OnScreenKeyboard()
+        self.keyboard.attach(self.board.search_box)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.pages, 1)
+        column.addWidget(self.keyboard)
+        self.setCentralWidget(central)
         self.resize(1024, 600)
+        self._fill_screen = False
+
+    # -- showing ----------------------------------------------------------------------------
+
+    def show_kiosk(self, *, fullscreen: bool = False) -> None:
+        """Show the window; with ``fullscreen``, fill the screen with or without a WM."""
+        if not fullscreen:
+            self.show()
+            return
+        self._fill_screen = True
+        self.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            self.setGeometry(screen.geometry())
+            screen.geometryChanged.connect(self._screen_resized)
+        self.showFullScreen()
+
+    def _screen_resized(self, geometry: QRect) -> None:
+        if self._fill_screen:
+            self.setGeometry(geometry)
+
+    def show_view(self, view: QWidget) -> None:
+        """Show a full-screen view in place of the board (added to ``pages`` if new)."""
+        if self.pages.indexOf(view) < 0:
+            self.pages.addWidget(view)
+        self.pages.setCurrentWidget(view)
+
+    def show_board(self) -> None:
+        self.pages.setCurrentWidget(self.board)
 
     def start(self) -> None:
         """Subscribe, then start the listener (its first resync fills the board)."""
@@ -118,13 +167,12 @@ class KioskWindow(QMainWindow):
             self._faculty_admin, actor=username, model=self.model, worker=self.worker
         )
         self.admin_panel.signedOut.connect(self.close_admin)
-        self.pages.addWidget(self.admin_panel)
-        self.pages.setCurrentWidget(self.admin_panel)
+        self.show_view(self.admin_panel)
 
     def close_admin(self) -> None:
         """Sign out: back to the board, forgetting the panel and its state."""
         panel, self.admin_panel = self.admin_panel, None
-        self.pages.setCurrentWidget(self.board)
+        self.show_board()
         if panel is not None:
             self.pages.removeWidget(panel)
             panel.deleteLater()

@@ -267,7 +267,7 @@ def measure_kiosk(
     applied: dict[tuple[int, int], float] = {}
 
     def on_data_changed(top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()) -> None:
-        if roles and FacultyRole.UPDATED_TEXT in roles:
+        if roles and FacultyRole.SINCE_TEXT in roles:
             return
         now = time.perf_counter()
         for row in range(top.row(), bottom.row() + 1):
