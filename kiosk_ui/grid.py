@@ -29,7 +29,6 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QR
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFrame,
-    QScroller,
     QStyleOptionViewItem,
     QWidget,
 )
@@ -37,6 +36,7 @@ from PySide6.QtWidgets import (
 from kiosk_ui import theme
 from kiosk_ui.delegate import CardDelegate
 from kiosk_ui.model import FacultyRole
+from kiosk_ui.widgets import flick_scrolling
 
 AnyIndex = QModelIndex | QPersistentModelIndex
 HeadingCounts = Callable[[], dict[str, Any]]
@@ -77,7 +77,7 @@ class CardGrid(QAbstractItemView):
         # the columns and the layout under the user's finger.
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setFrameShape(QFrame.Shape.NoFrame)
-        QScroller.grabGesture(self.viewport(), QScroller.ScrollerGestureType.LeftMouseButtonGesture)
+        flick_scrolling(self)
 
     # -- configuration ----------------------------------------------------------------
 

@@ -20,7 +20,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QPushButton,
     QScrollArea,
-    QScroller,
     QSizePolicy,
     QWidget,
 )
@@ -28,6 +27,7 @@ from PySide6.QtWidgets import (
 from kiosk_ui import theme
 from kiosk_ui.filtering import Summary
 from kiosk_ui.qtcompat import emit
+from kiosk_ui.widgets import flick_scrolling
 
 MAX_NAME_WIDTH = 220
 """Department names wider than this (pixels, at the strip's font) are elided."""
@@ -66,7 +66,7 @@ class DepartmentStrip(QScrollArea):
         self._selected: str | None = None
         self.all_button = self._add_button(None)
         self.all_button.setChecked(True)
-        QScroller.grabGesture(self.viewport(), QScroller.ScrollerGestureType.LeftMouseButtonGesture)
+        flick_scrolling(self)
 
     @property
     def selected(self) -> str | None:

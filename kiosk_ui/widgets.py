@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPainter, QPaintEvent, QPen
-from PySide6.QtWidgets import QComboBox, QListView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QComboBox,
+    QListView,
+    QScroller,
+    QScrollerProperties,
+    QWidget,
+)
 
 from kiosk_ui import theme
 
@@ -38,3 +45,19 @@ class TouchComboBox(QComboBox):
             ]
         )
         painter.end()
+
+
+def flick_scrolling(area: QAbstractScrollArea) -> None:
+    """Drag-to-scroll with momentum (``QScroller``) on a scroll area's viewport.
+
+    The press reaches the widget under the finger at once (no press delay), so a
+    tap on a button inside the area is an ordinary click; a drag that turns into
+    a flick cancels it.
+    """
+    viewport = area.viewport()
+    QScroller.grabGesture(viewport, QScroller.ScrollerGestureType.LeftMouseButtonGesture)
+    scroller = QScroller.scroller(viewport)
+    properties = scroller.scrollerProperties()
+    properties.setScrollMetric(QScrollerProperties.ScrollMetric.MousePressEventDelay, 0)
+    properties.setScrollMetric(QScrollerProperties.ScrollMetric.OvershootDragResistanceFactor, 0.3)
+    scroller.setScrollerProperties(properties)
