@@ -141,6 +141,7 @@ class OnScreenKeyboard(QFrame):
             for label in row:
                 button = QPushButton(label)
                 button.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+                button.setAutoDefault(False)  # inside a dialog, never the default button
                 button.setMinimumSize(theme.TOUCH, theme.TOUCH)
                 button.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
                 button.setProperty("special", label in _SPECIAL_STRETCH)
