@@ -87,7 +87,29 @@ class LoginDialog(QDialog):
             widget.setMinimumHeight(theme.TOUCH)
         self.sign_in_button.setMinimumWidth(140)
         self.cancel_button.setMinimumWidth(120)
+        self.keyboard = OnScreenKeyboard(self)
+        self.keyboard.attach(self.username, enter_closes=False)
+        self.keyboard.attach(self.password, enter_closes=False)
+        self._lay_out(title)
+        self.setMinimumWidth(460)
+        self.setStyleSheet(
+            f"""
+            #login {{ background: {theme.CARD}; }}
+            QLabel {{ font-size: 18px; color: {theme.INK}; }}
+            #loginTitle {{ font-size: 24px; font-weight: bold; }}
+            #loginError {{ color: {theme.ERROR}; font-weight: bold; }}
+            QLineEdit, QPushButton {{ font-size: 18px; padding: 0 12px; }}
+            """
+        )
 
+        self.sign_in_button.clicked.connect(self.submit)
+        self.password.returnPressed.connect(self.submit)
+        self.username.returnPressed.connect(self.password.setFocus)
+        self.cancel_button.clicked.connect(self.reject)
+        self.username.setFocus(Qt.FocusReason.OtherFocusReason)
+
+    def _lay_out(self, title: QLabel) -> None:
+        """The form in a centred column; the keyboard along the bottom."""
         form = QFormLayout()
         form.addRow("Username", self.username)
         form.addRow("Password", self.password)
@@ -108,9 +130,6 @@ class LoginDialog(QDialog):
         centred.addStretch(1)
         centred.addWidget(panel, 4)
         centred.addStretch(1)
-        self.keyboard = OnScreenKeyboard(self)
-        self.keyboard.attach(self.username, enter_closes=False)
-        self.keyboard.attach(self.password, enter_closes=False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
@@ -118,22 +137,6 @@ class LoginDialog(QDialog):
         layout.addLayout(centred)
         layout.addStretch(1)
         layout.addWidget(self.keyboard)
-        self.setMinimumWidth(460)
-        self.setStyleSheet(
-            f"""
-            #login {{ background: {theme.CARD}; }}
-            QLabel {{ font-size: 18px; color: {theme.INK}; }}
-            #loginTitle {{ font-size: 24px; font-weight: bold; }}
-            #loginError {{ color: {theme.ERROR}; font-weight: bold; }}
-            QLineEdit, QPushButton {{ font-size: 18px; padding: 0 12px; }}
-            """
-        )
-
-        self.sign_in_button.clicked.connect(self.submit)
-        self.password.returnPressed.connect(self.submit)
-        self.username.returnPressed.connect(self.password.setFocus)
-        self.cancel_button.clicked.connect(self.reject)
-        self.username.setFocus(Qt.FocusReason.OtherFocusReason)
 
     def showEvent(self, event: QShowEvent) -> None:
         """Cover the kiosk window: placed by us, since there may be no window manager."""
