@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import shiboken6
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
@@ -162,12 +163,17 @@ class OnScreenKeyboard(QFrame):
         True for one-line fields (Enter is "Done") and False for multi-line ones."""
         closes = isinstance(field, QLineEdit) if enter_closes is None else enter_closes
         self._fields[field] = closes
-        field.destroyed.connect(lambda _obj=None, f=field: self._forget(f))
+        # A bound method: Qt drops the connection when the keyboard goes first.
+        field.destroyed.connect(self._field_destroyed)
         if field.hasFocus():
             self._show_for(field)
 
     def detach(self, field: TextField) -> None:
         self._forget(field)
+
+    def _field_destroyed(self, _obj: QObject | None = None) -> None:
+        for field in [f for f in self._fields if not shiboken6.isValid(f)]:
+            self._forget(field)
 
     def _forget(self, field: QObject) -> None:
         self._fields.pop(field, None)  # type: ignore[call-overload]
@@ -200,7 +206,7 @@ class OnScreenKeyboard(QFrame):
 
     def _reveal_target(self) -> None:
         field = self._target
-        if field is None:
+        if field is None or not shiboken6.isValid(field):
             return
         parent = field.parentWidget()
         while parent is not None and not isinstance(parent, QScrollArea):

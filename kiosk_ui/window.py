@@ -29,7 +29,7 @@ from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
 from consultease.live.listener import FacultyListener
-from kiosk_ui.admin_panel import AdminPanel
+from kiosk_ui.admin_panel import AdminPanel, Draft
 from kiosk_ui.board import Board, BoardOptions
 from kiosk_ui.bridge import ListenerBridge
 from kiosk_ui.keyboard import OnScreenKeyboard
@@ -62,6 +62,7 @@ class KioskWindow(QMainWindow):
         database_url: str,
         *,
         idle_timeout: float = 60.0,
+        signout_warning: float = 30.0,
         options: BoardOptions | None = None,
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
@@ -73,6 +74,9 @@ class KioskWindow(QMainWindow):
         self._accounts_factory = accounts
         self._accounts: Authenticator | None = None
         self._faculty_admin: FacultyAdmin | None = None
+        self._signout_warning = signout_warning
+        self._drafts: dict[str, Draft] = {}
+        """Unsaved admin edits kept across a sign-out, by admin (lower-cased)."""
         self._closed = False
 
         self.listener = FacultyListener(database_url, application_name=listener_name)
@@ -164,16 +168,33 @@ class KioskWindow(QMainWindow):
         if self._faculty_admin is None:
             self._faculty_admin = FacultyAdmin(self._database_url)
         self.admin_panel = AdminPanel(
-            self._faculty_admin, actor=username, model=self.model, worker=self.worker
+            self._faculty_admin,
+            actor=username,
+            model=self.model,
+            worker=self.worker,
+            keyboard=self.keyboard,
         )
         self.admin_panel.signedOut.connect(self.close_admin)
+        self.admin_panel.idleExpired.connect(self.close_admin)
         self.show_view(self.admin_panel)
+        draft = self._drafts.pop(username.lower(), None)
+        if draft is not None:
+            self.admin_panel.restore(draft)
+
+    def draft_of(self, username: str) -> Draft | None:
+        """The unsaved edit kept for ``username``'s next sign-in, if any."""
+        return self._drafts.get(username.lower())
 
     def close_admin(self) -> None:
-        """Sign out: back to the board, forgetting the panel and its state."""
+        """Sign out: back to the board. An unsaved edit is kept for the same admin."""
         panel, self.admin_panel = self.admin_panel, None
         self.show_board()
         if panel is not None:
+            draft = panel.draft()
+            if draft is not None:
+                log.info("keeping %s's unsaved edit for their next sign-in", draft.actor)
+                self._drafts[draft.actor.lower()] = draft
+            panel.shutdown()
             self.pages.removeWidget(panel)
             panel.deleteLater()
 
@@ -183,9 +204,9 @@ class KioskWindow(QMainWindow):
             return  # let a save finish; the next idle period signs out
         if self.login_dialog is not None and self.login_dialog.isVisible():
             self.login_dialog.reject()
-        if self.admin_panel is not None:
-            log.info("signing the admin out after inactivity")
-            self.close_admin()
+        if self.admin_panel is not None and not self.admin_panel.warning_active:
+            log.info("the kiosk is idle: warning the admin before signing out")
+            self.admin_panel.begin_signout_warning(self._signout_warning)
 
     # -- shutting down ----------------------------------------------------------------------
 
@@ -198,6 +219,8 @@ class KioskWindow(QMainWindow):
         self.listener.close(timeout=2.0)
         self.worker.wait(5000)
         self.board.shutdown()
+        if self.admin_panel is not None:
+            self.admin_panel.shutdown()
         if self._faculty_admin is not None:
             self._faculty_admin.close()
         close_accounts = getattr(self._accounts, "close", None)
