@@ -542,6 +542,7 @@ def board_stylesheet(options: BoardOptions) -> str:
         min-height: {theme.TOUCH}px;
     }}
     QPushButton#stripAll, QPushButton#stripDepartment {{ font-size: {px(16)}; padding: 0 10px; }}
+    QPushButton#stripDepartment[free="true"] {{ border: 2px solid {available.chip}; }}
     QPushButton:checked {{ background: {available.chip}; color: {available.text};
                            border-color: {available.chip}; }}
     QPushButton#stripAll:checked, QPushButton#stripDepartment:checked {{

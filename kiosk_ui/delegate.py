@@ -5,7 +5,7 @@ lays out and draws. Normal cards, top to bottom:
 
     | Dr. Subrahmanyan Chandrasekhar        |   name: shortened, never losing the surname
     | Physics · Room P-103                  |   the department is elided before the room
-    | [ Available ]  available since 11:02  |
+    | [ Available ]  since 11:02            |   the chip and the time read as one
     | [      Request consultation      ]    |   only with an action provider
 
 Compact cards put the chip beside the name and the rest on one line below.
@@ -118,6 +118,12 @@ def fit_name(name: str, base: QFont, width: int) -> tuple[str, QFont]:
     return QFontMetrics(smallest).elidedText(surname, Qt.TextElideMode.ElideRight, width), smallest
 
 
+def _beside_chip(since: str, label: str) -> str:
+    """``available since 11:02`` beside an "Available" chip reads ``since 11:02``."""
+    word = label.lower() + " "
+    return since[len(word) :] if since.startswith(word + "since ") else since
+
+
 class CardDelegate(QStyledItemDelegate):
     """Lays out and draws faculty cards with the board's ``CardMetrics``."""
 
@@ -200,7 +206,7 @@ class CardDelegate(QStyledItemDelegate):
         name = str(index.data(FacultyRole.NAME))
         department = str(index.data(FacultyRole.DEPARTMENT))
         room = str(index.data(FacultyRole.ROOM) or "")
-        since = str(index.data(FacultyRole.SINCE_TEXT) or "")
+        since = _beside_chip(str(index.data(FacultyRole.SINCE_TEXT) or ""), style.label)
         runs: list[TextRun] = []
         chip_label = style.label
         chip_width = _width(self._chip_font, chip_label) + m.px(26)
@@ -224,7 +230,8 @@ class CardDelegate(QStyledItemDelegate):
             line = QRect(
                 left, chip.bottom() + m.px(4), width, QFontMetrics(self._detail_font).height()
             )
-            since_width = min(_width(self._since_font, since), width // 2) if since else 0
+            # Two pixels of slack: elidedText rounds wider than horizontalAdvance.
+            since_width = min(_width(self._since_font, since) + 2, width // 2) if since else 0
             detail_rect = QRect(left, line.top(), width - since_width - m.px(10), line.height())
             runs.append(self._detail(department, room, detail_rect))
             if since_width:

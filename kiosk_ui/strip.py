@@ -123,6 +123,11 @@ class DepartmentStrip(QScrollArea):
         text = chip_text(shown, summary)
         widest = chip_text(shown, Summary(available=summary.total, total=summary.total))
         button.setText(text)
+        free = summary.available > 0
+        if button.property("free") != free:
+            button.setProperty("free", free)  # drawn with a green edge: someone is available
+            button.style().unpolish(button)
+            button.style().polish(button)
         button.setToolTip(chip_text(label, summary))
         button.setAccessibleName(chip_text(label, summary) + " available")
         # Padding (style sheet) and a little slack on top of the widest count.
