@@ -317,6 +317,7 @@ class AdminPanel(QWidget):
         self.list_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list_view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.list_view.setUniformItemSizes(True)
+        self.list_view.setMinimumHeight(theme.TOUCH)  # fits 800x480 with the keyboard up
         flick_scrolling(self.list_view)
         self.list_view.clicked.connect(self._picked)
         self.add_button = _button("+ Add faculty", self.start_new)
@@ -358,7 +359,8 @@ class AdminPanel(QWidget):
         column.addWidget(self._build_conflict_box())
         column.addWidget(self.form)
         column.addLayout(_row(self.save_button, self.revert_button))
-        column.addLayout(_row(caption, *self.status_buttons.values()))
+        column.addWidget(caption)
+        column.addLayout(_row(*self.status_buttons.values()))
         column.addLayout(_row(self.reset_desk_button, self.deactivate_button))
         column.addLayout(_row(self.message, self.undo_button, stretch=False))
         column.addStretch(1)
@@ -366,6 +368,7 @@ class AdminPanel(QWidget):
         self.editor_scroll.setWidgetResizable(True)
         self.editor_scroll.setFrameShape(QFrame.Shape.NoFrame)
         self.editor_scroll.setWidget(inner)
+        self.editor_scroll.setMinimumHeight(theme.TOUCH)
         return self.editor_scroll
 
     def _build_conflict_box(self) -> QFrame:
@@ -571,9 +574,7 @@ class AdminPanel(QWidget):
             return
         left = max(0, round(ends - time.monotonic()))
         kept = " Your unsaved edit will be kept." if self.is_dirty() else ""
-        self.warning_label.setText(
-            f"Nobody has touched the kiosk for a while: signing out in {left} s.{kept}"
-        )
+        self.warning_label.setText(f"Idle: signing out in {left} s.{kept}")
         if time.monotonic() >= ends:
             self.cancel_signout_warning()
             if self._worker.busy:
@@ -960,7 +961,8 @@ def _button(text: str, slot: Callable[..., Any] | SignalInstance, *, name: str =
     button = QPushButton(text)
     if name:
         button.setObjectName(name)
-    button.setMinimumSize(theme.TOUCH, theme.TOUCH)
+    # Height only: a fixed minimum width would let the layout squeeze the text away.
+    button.setMinimumHeight(theme.TOUCH)
     button.clicked.connect(slot)
     return button
 

@@ -77,6 +77,9 @@ class CardGrid(QAbstractItemView):
         # the columns and the layout under the user's finger.
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.setFrameShape(QFrame.Shape.NoFrame)
+        # The scroll bar's own minimum (~170 px) must not stop the window fitting an
+        # 800x480 screen with the on-screen keyboard up.
+        self.setMinimumHeight(theme.TOUCH)
         flick_scrolling(self)
 
     # -- configuration ----------------------------------------------------------------

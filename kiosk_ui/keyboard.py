@@ -122,7 +122,7 @@ class OnScreenKeyboard(QFrame):
         for name, rows in PAGES.items():
             self._stack.addWidget(self._build_page(name, rows))
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self._stack)
         self.setStyleSheet(keyboard_stylesheet())
         self.hide()
@@ -134,7 +134,7 @@ class OnScreenKeyboard(QFrame):
         page = QWidget()
         column = QVBoxLayout(page)
         column.setContentsMargins(0, 0, 0, 0)
-        column.setSpacing(6)
+        column.setSpacing(4)
         keys: dict[str, QPushButton] = {}
         for row in rows:
             line = QHBoxLayout()

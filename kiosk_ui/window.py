@@ -206,6 +206,7 @@ class KioskWindow(QMainWindow):
             self.login_dialog.reject()
         if self.admin_panel is not None and not self.admin_panel.warning_active:
             log.info("the kiosk is idle: warning the admin before signing out")
+            self.keyboard.close_for_now()  # nobody is typing; the warning needs the room
             self.admin_panel.begin_signout_warning(self._signout_warning)
 
     # -- shutting down ----------------------------------------------------------------------

@@ -198,3 +198,28 @@ def test_return_in_the_username_field_moves_on_and_never_cancels_the_sign_in(
         assert dialog.isVisible()
         qtbot.waitUntil(dialog.password.hasFocus, timeout=1000)
         dialog.reject()
+
+
+def test_at_800x480_the_window_still_fits_with_the_keyboard_up_on_board_and_admin(
+    qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    seed_board(db, 30)
+    with running_kiosk(qtbot, database_url, size=(800, 480)) as window:
+        qtbot.mouseClick(window.board.search_box, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(window.keyboard.isVisible, timeout=1000)
+        assert window.minimumSizeHint().height() <= 480
+        assert (window.width(), window.height()) == (800, 480)
+        window.open_admin("alice")
+        panel = window.admin_panel
+        assert panel is not None
+        panel.select(window.model.views()[0].id)
+        qtbot.mouseClick(panel.form.edit("room"), Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: window.keyboard.target is panel.form.edit("room"), timeout=1000)
+        qtbot.wait(50)
+        assert (window.width(), window.height()) == (800, 480)
+        room = panel.form.edit("room")
+        top = room.mapTo(window, room.rect().topLeft()).y()
+        assert (
+            top + room.height()
+            <= window.keyboard.mapTo(window, window.keyboard.rect().topLeft()).y()
+        ), "the field typed into is above the keyboard"
