@@ -50,11 +50,11 @@ class DepartmentStrip(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
-        self.setFixedHeight(theme.TOUCH + 8)
+        self.setFixedHeight(theme.TOUCH + 14)  # a button (48 + its border) and the margins
         self._inner = QWidget()
         self._inner.setObjectName("stripInner")
         self._row = QHBoxLayout(self._inner)
-        self._row.setContentsMargins(12, 6, 12, 2)
+        self._row.setContentsMargins(12, 6, 12, 4)
         self._row.setSizeConstraint(QHBoxLayout.SizeConstraint.SetMinimumSize)
         self._row.setSpacing(8)
         self._row.addStretch(1)
@@ -134,7 +134,6 @@ class DepartmentStrip(QScrollArea):
         width = max(theme.TOUCH, metrics.horizontalAdvance(widest) + 36)
         if button.width() != width:
             button.setFixedWidth(width)
-        button.setFixedHeight(theme.TOUCH)
 
     def _clicked(self, department: str | None) -> None:
         self._selected = department

@@ -269,6 +269,7 @@ def test_no_control_moves_when_filters_counts_the_banner_or_the_keyboard_change(
     ids = seed_board(db, 30)
     with running_kiosk(qtbot, database_url) as window:
         board = window.board
+        qtbot.wait(50)  # the first layout pass, after the first counts
         before = control_geometry(window)
         steps = {
             "typing a search": lambda: qtbot.keyClicks(board.search_box, "dr"),
