@@ -296,6 +296,7 @@ class AdminPanel(QWidget):
         self.setStyleSheet(admin_stylesheet())
         model.dataChanged.connect(self._model_changed)
         model.rowsRemoved.connect(self._model_rows_removed)
+        model.rowsInserted.connect(self._model_rows_inserted)
         self.start_new()
 
     @property
@@ -860,11 +861,22 @@ class AdminPanel(QWidget):
     # -- live updates ------------------------------------------------------------------------------
 
     def _model_changed(self, top: QModelIndex, bottom: QModelIndex, *_roles: object) -> None:
+        self._follow(top.row(), bottom.row())
+
+    def _model_rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
+        # A row that changed its place in the order comes back as an insertion.
+        self._follow(first, last)
+        view = self._loaded
+        if view is not None and first <= (self._model.row_of(view.id) or -1) <= last:
+            self._select_in_list(view.id)
+
+    def _follow(self, first: int, last: int) -> None:
+        """A newer version of the loaded row: reload an untouched form, else merge."""
         view = self._loaded
         if view is None or self._worker.busy or self._conflict is not None:
             return
         row = self._model.row_of(view.id)
-        if row is None or not top.row() <= row <= bottom.row():
+        if row is None or not first <= row <= last:
             return
         fresh = self._model.view_at(row)
         if fresh.version <= view.version:
@@ -881,6 +893,10 @@ class AdminPanel(QWidget):
             )
 
     def _model_rows_removed(self, *_args: object) -> None:
+        # Decided once the model is done: a row that moves is removed, then inserted.
+        QTimer.singleShot(0, self._check_still_on_board)
+
+    def _check_still_on_board(self) -> None:
         view = self._loaded
         if view is not None and self._model.row_of(view.id) is None and not self._worker.busy:
             self.detail.setText("This faculty is no longer on the board.")

@@ -59,6 +59,7 @@ from kiosk_ui.delegate import CardDelegate
 from kiosk_ui.filtering import FacultyFilterModel, Summary
 from kiosk_ui.grid import CardGrid
 from kiosk_ui.model import FacultyListModel, FacultyRole
+from kiosk_ui.names import fold
 from kiosk_ui.problems import describe_problem
 from kiosk_ui.qtcompat import emit
 from kiosk_ui.strip import DepartmentStrip
@@ -155,6 +156,7 @@ class Board(QWidget):
         self._retry_at: float | None = None
         model.set_grouped(self.options.grouped)
         self.proxy = FacultyFilterModel(model, self)
+        self._tally = self.proxy.tally()
         self.delegate = CardDelegate(self)
         self.delegate.set_metrics(self.options.metrics())
         self.delegate.set_show_department(not self.options.grouped)
@@ -271,7 +273,9 @@ class Board(QWidget):
         """The card grid (or a message in its place), with the banner drawn over its foot."""
         self.grid = CardGrid(self.delegate)
         self.grid.setModel(self.proxy)
-        self.grid.set_grouped(self.options.grouped, self._heading_counts)
+        self.grid.set_grouped(
+            self.options.grouped, self._heading_counts, self.proxy.row_departments
+        )
         self.grid.pressed.connect(lambda _index: self.setFocus(Qt.FocusReason.OtherFocusReason))
         self.empty_label = QLabel()
         self.empty_label.setObjectName("empty")
@@ -409,14 +413,15 @@ class Board(QWidget):
             self._summary_timer.start()
 
     def _heading_counts(self) -> dict[str, Summary]:
-        return self.proxy.summaries_by_department(searched=True)
+        return self._tally.searched
 
     def refresh_summary(self) -> None:
-        """Recount the header and the department strip."""
+        """Recount the header, the department strip and the headings (one pass)."""
         self._summary_timer.stop()
-        self.summary_label.setText(self.proxy.summary().text())
-        everyone = self.proxy.summaries_by_department(searched=False)
-        departments = [(d, everyone[d]) for d in self._model.departments() if d in everyone]
+        self._tally = tally = self.proxy.tally()
+        self.summary_label.setText(tally.summary.text())
+        everyone = tally.everyone
+        departments = [(d, everyone[d]) for d in sorted(everyone, key=lambda d: (fold(d), d))]
         total = Summary(
             available=sum(s.available for _, s in departments),
             total=sum(s.total for _, s in departments),
@@ -426,6 +431,7 @@ class Board(QWidget):
             self.strip.select(None)
             self.proxy.set_department(None)
         self.clear_button.setEnabled(self.proxy.is_filtering() or bool(self.search_box.text()))
+        self.grid.refresh_headings()
         self._update_empty_state()
 
     def _update_empty_state(self, *_args: object) -> None:
@@ -441,14 +447,15 @@ class Board(QWidget):
             if self._problem:
                 return (
                     f"Cannot load the faculty list: {self._problem}.\n"
-                    f"{self._retry_text().capitalize()}. Staff: see `consultease health`."
+                    f"{self._retry_text().capitalize()}. "
+                    "Staff: consultease health on this kiosk tells more."
                 )
             return "Loading the faculty list…"
         if self._model.rowCount() == 0:
             return "No faculty on the board yet"
         where = f" in {self.proxy.department}" if self.proxy.department else ""
         search = self.proxy.search_text.strip()
-        if self.proxy.available_only and self.proxy.summary().total > 0:
+        if self.proxy.available_only and self._tally.summary.total > 0:
             found = f" matching “{search}”" if search else ""
             return (
                 f"Nobody{where}{found} is available right now\n"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from PySide6.QtCore import (
@@ -47,6 +48,8 @@ from kiosk_ui.qtcompat import emit
 AnyIndex = QModelIndex | QPersistentModelIndex
 
 ELLIPSIS = "…"
+LAYOUT_CACHE = 4096
+"""Card layouts kept (a few screens' worth at every size)."""
 NAME_STEPS = (1.0, 0.92, 0.85)
 """Font sizes a name may shrink to (of the full size) before a shorter form is used."""
 
@@ -96,26 +99,37 @@ def _font(pixels: float, *, bold: bool = False) -> QFont:
     return font
 
 
+@lru_cache(maxsize=64)
+def _metrics(pixels: int, bold: bool) -> QFontMetrics:
+    return QFontMetrics(_font(pixels, bold=bold))
+
+
+def _metrics_of(font: QFont) -> QFontMetrics:
+    return _metrics(font.pixelSize(), font.bold())
+
+
 def _width(font: QFont, text: str) -> int:
-    return QFontMetrics(font).horizontalAdvance(text)
+    return _metrics_of(font).horizontalAdvance(text)
+
+
+@lru_cache(maxsize=16384)
+def _fit_name(name: str, pixels: int, bold: bool, width: int) -> tuple[str, int]:
+    sizes = [max(1, round(pixels * step)) for step in NAME_STEPS]
+    for form in shortened_forms(name):
+        for size in sizes:
+            if _metrics(size, bold).horizontalAdvance(form) <= width:
+                return form, size
+    surname = shortened_forms(name)[-1]
+    elided = _metrics(sizes[-1], bold).elidedText(surname, Qt.TextElideMode.ElideRight, width)
+    return elided, sizes[-1]
 
 
 def fit_name(name: str, base: QFont, width: int) -> tuple[str, QFont]:
     """The longest form of ``name`` that fits ``width``: the whole name (shrunk a
     little if needed), then shorter forms that keep the surname, then the surname
-    elided at the end."""
-    fonts = []
-    for step in NAME_STEPS:
-        font = QFont(base)
-        font.setPixelSize(max(1, round(base.pixelSize() * step)))
-        fonts.append(font)
-    for form in shortened_forms(name):
-        for font in fonts:
-            if _width(font, form) <= width:
-                return form, font
-    smallest = fonts[-1]
-    surname = shortened_forms(name)[-1]
-    return QFontMetrics(smallest).elidedText(surname, Qt.TextElideMode.ElideRight, width), smallest
+    elided at the end. Cached: a card is painted many times, its name fitted once."""
+    text, pixels = _fit_name(name, base.pixelSize(), base.bold(), width)
+    return text, _font(pixels, bold=base.bold())
 
 
 def _beside_chip(since: str, label: str) -> str:
@@ -136,6 +150,7 @@ class CardDelegate(QStyledItemDelegate):
         self._cell = QSize(self._metrics.min_width, self._metrics.height)
         self._actions: ActionProvider | None = None
         self._show_department = True
+        self._layouts: dict[tuple[object, ...], CardLayout] = {}
         self._set_fonts()
 
     # -- configuration --------------------------------------------------------------
@@ -156,6 +171,7 @@ class CardDelegate(QStyledItemDelegate):
     def set_show_department(self, show: bool) -> None:
         """Whether cards name the department (not needed under a department heading)."""
         self._show_department = show
+        self._layouts = {}
 
     def set_cell(self, cell: QSize) -> None:
         """The size of one grid cell (the grid sets it from its width)."""
@@ -164,6 +180,7 @@ class CardDelegate(QStyledItemDelegate):
     def set_action_provider(self, provider: ActionProvider | None) -> None:
         """Give each card the button ``provider`` returns for it (``None``: no button)."""
         self._actions = provider
+        self._layouts = {}
 
     @property
     def has_actions(self) -> bool:
@@ -181,6 +198,7 @@ class CardDelegate(QStyledItemDelegate):
         return self._actions(view) if isinstance(view, FacultyView) else None
 
     def _set_fonts(self) -> None:
+        self._layouts = {}
         m = self._metrics
         self._name_font = _font(m.name_px, bold=True)
         self._detail_font = _font(m.detail_px)
@@ -228,7 +246,7 @@ class CardDelegate(QStyledItemDelegate):
             name_rect = QRect(left, top, name_width, m.chip_height)
             runs.append(self._run("name", text, name, name_rect, font, colour=theme.INK))
             line = QRect(
-                left, chip.bottom() + m.px(4), width, QFontMetrics(self._detail_font).height()
+                left, chip.bottom() + m.px(4), width, _metrics_of(self._detail_font).height()
             )
             # Two pixels of slack: elidedText rounds wider than horizontalAdvance.
             since_width = min(_width(self._since_font, since) + 2, width // 2) if since else 0
@@ -239,14 +257,14 @@ class CardDelegate(QStyledItemDelegate):
                 runs.append(self._since(since, since_rect))
         else:
             top = card.top() + m.px(10)
-            name_height = QFontMetrics(self._name_font).height()
+            name_height = _metrics_of(self._name_font).height()
             text, font = fit_name(name, self._name_font, width)
             runs.append(
                 self._run(
                     "name", text, name, QRect(left, top, width, name_height), font, colour=theme.INK
                 )
             )
-            detail_height = QFontMetrics(self._detail_font).height()
+            detail_height = _metrics_of(self._detail_font).height()
             detail_rect = QRect(left, top + name_height + m.px(2), width, detail_height)
             runs.append(self._detail(department, room, detail_rect))
             chip = QRect(left, body_bottom - m.chip_height + 1, chip_width, m.chip_height)
@@ -317,7 +335,7 @@ class CardDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _elide(text: str, font: QFont, width: int) -> str:
-        return QFontMetrics(font).elidedText(text, Qt.TextElideMode.ElideRight, max(0, width))
+        return _metrics_of(font).elidedText(text, Qt.TextElideMode.ElideRight, max(0, width))
 
     @staticmethod
     def _run(
@@ -336,11 +354,32 @@ class CardDelegate(QStyledItemDelegate):
 
     # -- painting --------------------------------------------------------------------
 
+    def _layout_at_origin(self, size: QSize, index: AnyIndex) -> CardLayout:
+        """``layout_card`` at (0, 0), cached per row version, "since" text, size and action:
+        a card is painted far more often than it changes."""
+        action = self.action_for(index)
+        key = (
+            index.data(FacultyRole.ID),
+            index.data(FacultyRole.VERSION),
+            index.data(FacultyRole.SINCE_TEXT),
+            size.width(),
+            size.height(),
+            action,
+        )
+        layout = self._layouts.get(key)
+        if layout is None:
+            if len(self._layouts) > LAYOUT_CACHE:
+                self._layouts.clear()
+            layout = self.layout_card(QRect(0, 0, size.width(), size.height()), index)
+            self._layouts[key] = layout
+        return layout
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: AnyIndex) -> None:
-        layout = self.layout_card(option.rect, index)
+        layout = self._layout_at_origin(option.rect.size(), index)
         shown = str(index.data(FacultyRole.STATUS))
         style = theme.status_style(shown)
         painter.save()
+        painter.translate(option.rect.topLeft())
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         try:
             self._paint_card(painter, layout, style, offline=shown == "offline")

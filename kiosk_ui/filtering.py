@@ -44,6 +44,16 @@ class Summary:
         return f"{self.available}/{self.total}"
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tally:
+    summary: Summary
+    """As ``FacultyFilterModel.summary``: search and department, not "available only"."""
+    searched: dict[str, Summary]
+    """Per department, among the faculty matching the search."""
+    everyone: dict[str, Summary]
+    """Per department, among everyone."""
+
+
 class FacultyFilterModel(QSortFilterProxyModel):
     """Search text, department and "available only" over a ``FacultyListModel``."""
 
@@ -139,6 +149,34 @@ class FacultyFilterModel(QSortFilterProxyModel):
                 total += 1
                 available += view.shown_status == AVAILABLE
         return Summary(available=available, total=total)
+
+    def row_departments(self) -> list[str]:
+        """The department of every row of this proxy, in order (it never sorts)."""
+        return [v.department for v in self._source.views() if self.accepts(v)]
+
+    def tally(self) -> Tally:
+        """Every count the board shows, in one pass over the rows."""
+        available = total = 0
+        searched: dict[str, list[int]] = {}
+        everyone: dict[str, list[int]] = {}
+        for view in self._source.views():
+            free = view.shown_status == AVAILABLE
+            pair = everyone.setdefault(view.department, [0, 0])
+            pair[0] += free
+            pair[1] += 1
+            if not self._matches_search(view):
+                continue
+            pair = searched.setdefault(view.department, [0, 0])
+            pair[0] += free
+            pair[1] += 1
+            if self._department is None or view.department == self._department:
+                available += free
+                total += 1
+        return Tally(
+            summary=Summary(available=available, total=total),
+            searched={d: Summary(available=a, total=t) for d, (a, t) in searched.items()},
+            everyone={d: Summary(available=a, total=t) for d, (a, t) in everyone.items()},
+        )
 
     def summaries_by_department(self, *, searched: bool = True) -> dict[str, Summary]:
         """Available and total per department: among the faculty matching the search

@@ -8,9 +8,10 @@ the rows of the board's proxy model:
   columns, not bigger cards; cells share the width exactly;
 * when ``grouped``, a heading ("Physics · 3 of 8 available") opens each run of
   rows of one department (the model sorts by department first then);
-* the layout is recomputed lazily after a structural change (insert, remove,
-  move, reset, resize); a ``dataChanged`` repaints just that card (and, when
-  grouped, the headings, whose counts may have changed).
+* the layout is recomputed once the event loop is idle after structural changes
+  (insert, remove, move, reset, resize), so a burst costs one layout; a
+  ``dataChanged`` repaints just that card; the board recounts the headings with
+  its other counts (``refresh_headings``), at most every 100 ms.
 
 Only cards inside the viewport are painted. The delegate gets every mouse
 event first (``editorEvent``), so a card's action button works; ``QScroller``
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPoint, QRect, QSize, Qt, QTimer
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPaintEvent, QRegion, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -58,6 +59,7 @@ class CardGrid(QAbstractItemView):
         self._delegate = delegate
         self._grouped = False
         self._heading_counts: HeadingCounts | None = None
+        self._row_departments: Callable[[], list[str]] | None = None
         self._counts: dict[str, Any] = {}
         self._dirty = True
         self._tops: list[int] = []
@@ -67,6 +69,10 @@ class CardGrid(QAbstractItemView):
         self._columns = 1
         self._content_height = 0
         self._bottom_margin = 0
+        self._relayout = QTimer(self)
+        self._relayout.setSingleShot(True)
+        self._relayout.setInterval(0)
+        self._relayout.timeout.connect(self._relayout_now)
         self.setItemDelegate(delegate)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -115,10 +121,20 @@ class CardGrid(QAbstractItemView):
     def card_delegate(self) -> CardDelegate:
         return self._delegate
 
-    def set_grouped(self, grouped: bool, counts: HeadingCounts | None = None) -> None:
-        """A heading per department (the model must sort by department first)."""
+    def set_grouped(
+        self,
+        grouped: bool,
+        counts: HeadingCounts | None = None,
+        departments: Callable[[], list[str]] | None = None,
+    ) -> None:
+        """A heading per department (the model must sort by department first).
+
+        ``departments`` (optional) gives the department of every row at once, which is
+        much cheaper than asking the model row by row at each layout.
+        """
         self._grouped = grouped
         self._heading_counts = counts
+        self._row_departments = departments
         self._invalidate()
 
     def set_metrics(self, metrics: theme.CardMetrics) -> None:
@@ -222,13 +238,19 @@ class CardGrid(QAbstractItemView):
     # -- layout ----------------------------------------------------------------------------
 
     def _invalidate(self, *_args: object) -> None:
+        """Lay out again, once, when the event loop is next idle: a burst of moves (a
+        status change moves its card) costs one layout, not one each."""
         self._dirty = True
+        if not self._relayout.isActive():
+            self._relayout.start()
+
+    def _relayout_now(self) -> None:
         self.updateGeometries()
         self.viewport().update()
 
     def doItemsLayout(self) -> None:
-        self._dirty = True
-        super().doItemsLayout()
+        # Qt calls this on every layoutChanged; lay out once, when idle, instead.
+        self._invalidate()
 
     def _ensure_layout(self) -> None:
         if not self._dirty:
@@ -247,9 +269,18 @@ class CardGrid(QAbstractItemView):
         headings: list[Heading] = []
         y = column = 0
         group: object = object()
+        departments: list[str] | None = None
+        if self._grouped and model is not None:
+            departments = self._row_departments() if self._row_departments else None
+            if departments is None or len(departments) != rows:
+                root = self.rootIndex()
+                departments = [
+                    str(model.index(row, 0, root).data(FacultyRole.DEPARTMENT))
+                    for row in range(rows)
+                ]
         for row in range(rows):
-            if self._grouped and model is not None:
-                department = model.index(row, 0, self.rootIndex()).data(FacultyRole.DEPARTMENT)
+            if departments is not None:
+                department = departments[row]
                 if department != group:
                     if column:
                         y += cell_h
@@ -292,15 +323,21 @@ class CardGrid(QAbstractItemView):
         bottomRight: AnyIndex,
         roles: Sequence[int] = (),
     ) -> None:
+        if self._dirty:
+            # A layout is pending (the row may have moved): it repaints everything.
+            return
         super().dataChanged(topLeft, bottomRight, roles)
-        if self._grouped and self._headings and self._heading_counts is not None:
-            # A status change may change a heading's count without moving a card.
-            self._counts = self._heading_counts()
-            height = self._delegate.metrics.heading_height
-            for heading in self._headings:
-                top = heading.top - self.verticalOffset()
-                if -height < top < self.viewport().height():
-                    self.viewport().update(QRect(0, top, self.viewport().width(), height))
+
+    def refresh_headings(self) -> None:
+        """Take new heading counts (the board calls this after recounting)."""
+        if self._heading_counts is None or not self._grouped:
+            return
+        self._counts = self._heading_counts()
+        height = self._delegate.metrics.heading_height
+        for heading in self._headings:
+            top = heading.top - self.verticalOffset()
+            if -height < top < self.viewport().height():
+                self.viewport().update(QRect(0, top, self.viewport().width(), height))
 
     # -- painting --------------------------------------------------------------------------
 

@@ -9,8 +9,8 @@ rows while a driver thread, on its own autocommit connection, commits
   tick fires; the longest lateness is the longest the board could not react.
 * **commit -> model**: the driver notes ``perf_counter()`` when each commit
   returns, by (faculty id, row version). The model notes when ``dataChanged``
-  for that row is processed on the GUI thread with that version *or a newer
-  one* (the listener coalesces bursts, so an intermediate version may never
+  (or, for a row that changed its place, ``rowsInserted``) for that row is
+  processed on the GUI thread with that version *or a newer one* (the listener coalesces bursts, so an intermediate version may never
   be shown: the row jumps straight to the newer state, which is what a
   student sees). Every change is counted here.
 * **commit -> paint**: when the card delegate actually paints that row at that
@@ -243,6 +243,28 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+def _record_applied(window: KioskWindow) -> dict[tuple[int, int], float]:
+    """When each (faculty id, version) reached the model on the GUI thread."""
+    applied: dict[tuple[int, int], float] = {}
+
+    def on_data_changed(top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()) -> None:
+        if roles and FacultyRole.SINCE_TEXT in roles:
+            return
+        now = time.perf_counter()
+        for row in range(top.row(), bottom.row() + 1):
+            view = window.model.view_at(row)
+            applied.setdefault((view.id, view.version), now)
+
+    def on_rows_inserted(_parent: QModelIndex, first: int, last: int) -> None:
+        # A row whose place in the board order changed comes back as an insertion.
+        model = window.model
+        on_data_changed(model.index(first), model.index(last))
+
+    window.model.dataChanged.connect(on_data_changed)
+    window.model.rowsInserted.connect(on_rows_inserted)
+    return applied
+
+
 def measure_kiosk(
     database_url: str,
     *,
@@ -264,17 +286,7 @@ def measure_kiosk(
     window = KioskWindow(database_url, listener_name="consultease-kiosk-bench")
     recorder = _RecordingDelegate()
     window.board.use_delegate(recorder)
-    applied: dict[tuple[int, int], float] = {}
-
-    def on_data_changed(top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()) -> None:
-        if roles and FacultyRole.SINCE_TEXT in roles:
-            return
-        now = time.perf_counter()
-        for row in range(top.row(), bottom.row() + 1):
-            view = window.model.view_at(row)
-            applied.setdefault((view.id, view.version), now)
-
-    window.model.dataChanged.connect(on_data_changed)
+    applied = _record_applied(window)
     probe = _StallProbe()
     try:
         window.resize(*size)
