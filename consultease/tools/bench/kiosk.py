@@ -10,9 +10,10 @@ rows while a driver thread, on its own autocommit connection, commits
 * **commit -> model**: the driver notes ``perf_counter()`` when each commit
   returns, by (faculty id, row version). The model notes when ``dataChanged``
   (or, for a row that changed its place, ``rowsInserted``) for that row is
-  processed on the GUI thread with that version *or a newer one* (the listener coalesces bursts, so an intermediate version may never
-  be shown: the row jumps straight to the newer state, which is what a
-  student sees). Every change is counted here.
+  processed on the GUI thread with that version *or a newer one* (the
+  listener coalesces bursts, so an intermediate version may never be shown:
+  the row jumps straight to the newer state, which is what a student sees).
+  Every change is counted here.
 * **commit -> paint**: when the card delegate actually paints that row at that
   version or newer. Painting does happen offscreen (the offscreen platform
   renders into an image), but only the cards on screen are ever painted, so
