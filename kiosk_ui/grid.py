@@ -69,6 +69,7 @@ class CardGrid(QAbstractItemView):
         self._columns = 1
         self._content_height = 0
         self._bottom_margin = 0
+        self._shown: tuple[object, ...] = ()
         self._relayout = QTimer(self)
         self._relayout.setSingleShot(True)
         self._relayout.setInterval(0)
@@ -246,7 +247,37 @@ class CardGrid(QAbstractItemView):
 
     def _relayout_now(self) -> None:
         self.updateGeometries()
-        self.viewport().update()
+        shown = self._visible_signature()
+        if shown != self._shown:
+            # Something on screen moved, came or went: repaint it all. A card that
+            # moved elsewhere off screen (most status changes on a long board) costs
+            # no paint at all.
+            self._shown = shown
+            self.viewport().update()
+
+    def _visible_signature(self) -> tuple[object, ...]:
+        """What the viewport shows: the rows (id, version) at their places, the headings
+        and the scroll position."""
+        model = self.model()
+        if model is None or not self._tops:
+            return (self.verticalOffset(), len(self._headings))
+        offset, height = self.verticalOffset(), self.viewport().height()
+        first = max(0, bisect.bisect_right(self._tops, offset - self._cell.height()))
+        last = min(len(self._tops), bisect.bisect_right(self._tops, offset + height))
+        root = self.rootIndex()
+        rows = tuple(
+            (
+                self._tops[row],
+                self._lefts[row],
+                model.index(row, 0, root).data(FacultyRole.ID),
+                model.index(row, 0, root).data(FacultyRole.VERSION),
+            )
+            for row in range(first, last)
+        )
+        headings = tuple(
+            (h.top, h.department) for h in self._headings if offset - 60 < h.top < offset + height
+        )
+        return (offset, self._cell.width(), self._cell.height(), rows, headings)
 
     def doItemsLayout(self) -> None:
         # Qt calls this on every layoutChanged; lay out once, when idle, instead.
@@ -343,6 +374,8 @@ class CardGrid(QAbstractItemView):
 
     def paintEvent(self, event: QPaintEvent) -> None:
         self._ensure_layout()
+        if event.rect() == self.viewport().rect():
+            self._shown = self._visible_signature()
         model = self.model()
         painter = QPainter(self.viewport())
         try:
