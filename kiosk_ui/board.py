@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 MINUTE_MS = 60_000
 CLOCK_MS = 5_000
 COUNTDOWN_MS = 1_000
-SUMMARY_DELAY_MS = 100
+SUMMARY_DELAY_MS = 250
 SEARCH_PLACEHOLDER = "Search name or department"
 
 _INPUT_EVENTS = frozenset(

@@ -152,19 +152,23 @@ class FacultyFilterModel(QSortFilterProxyModel):
 
     def row_departments(self) -> list[str]:
         """The department of every row of this proxy, in order (it never sorts)."""
-        return [v.department for v in self._source.views() if self.accepts(v)]
+        views = self._source.views()
+        if not self.is_filtering():
+            return [v.department for v in views]
+        return [v.department for v in views if self.accepts(v)]
 
     def tally(self) -> Tally:
         """Every count the board shows, in one pass over the rows."""
         available = total = 0
         searched: dict[str, list[int]] = {}
         everyone: dict[str, list[int]] = {}
+        words = self._words
         for view in self._source.views():
-            free = view.shown_status == AVAILABLE
+            free = view.always_available or (view.desk_online and view.status is Status.AVAILABLE)
             pair = everyone.setdefault(view.department, [0, 0])
             pair[0] += free
             pair[1] += 1
-            if not self._matches_search(view):
+            if words and not self._matches_search(view):
                 continue
             pair = searched.setdefault(view.department, [0, 0])
             pair[0] += free

@@ -11,7 +11,7 @@ the rows of the board's proxy model:
 * the layout is recomputed once the event loop is idle after structural changes
   (insert, remove, move, reset, resize), so a burst costs one layout; a
   ``dataChanged`` repaints just that card; the board recounts the headings with
-  its other counts (``refresh_headings``), at most every 100 ms.
+  its other counts (``refresh_headings``), a few times a second at most.
 
 Only cards inside the viewport are painted. The delegate gets every mouse
 event first (``editorEvent``), so a card's action button works; ``QScroller``
@@ -173,7 +173,10 @@ class CardGrid(QAbstractItemView):
         return QRect(0, heading.top - self.verticalOffset(), self.viewport().width(), height)
 
     def visualRect(self, index: AnyIndex) -> QRect:
-        self._ensure_layout()
+        # While a relayout is queued (it repaints whatever moved), Qt's own calls get
+        # the last layout: laying out again for each would cost O(rows) per change.
+        if not self._relayout.isActive():
+            self._ensure_layout()
         if not index.isValid() or not 0 <= index.row() < len(self._tops):
             return QRect()
         row = index.row()
@@ -185,7 +188,8 @@ class CardGrid(QAbstractItemView):
         )
 
     def indexAt(self, point: QPoint) -> QModelIndex:
-        self._ensure_layout()
+        if not self._relayout.isActive():
+            self._ensure_layout()
         model = self.model()
         if model is None or not self._tops:
             return QModelIndex()

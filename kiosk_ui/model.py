@@ -280,11 +280,15 @@ class FacultyListModel(QAbstractListModel):
                 # source move by filtering every row again (all of them, in Python),
                 # but a removal and an insertion one row each. Status changes move
                 # cards all day, so this is the difference between 50 ms and 0.5 ms.
-                self._remove_row(row)
+                self.beginRemoveRows(QModelIndex(), row, row)
+                del self._rows[row]
+                del self._keys[row]
+                self.endRemoveRows()
                 self.beginInsertRows(QModelIndex(), target, target)
                 self._rows.insert(target, view)
                 self._keys.insert(target, key)
-                self._reindex(target)
+                # Only the rows between the two places changed number.
+                self._reindex(min(row, target), max(row, target) + 1)
                 self.endInsertRows()
                 return
         self._rows[row] = view
@@ -306,6 +310,8 @@ class FacultyListModel(QAbstractListModel):
         self._row_of = {}
         self._reindex(0)
 
-    def _reindex(self, start: int) -> None:
-        for row in range(start, len(self._rows)):
-            self._row_of[self._rows[row].id] = row
+    def _reindex(self, start: int, stop: int | None = None) -> None:
+        rows = self._rows
+        row_of = self._row_of
+        for row in range(start, len(rows) if stop is None else stop):
+            row_of[rows[row].id] = row
