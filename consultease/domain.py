@@ -152,8 +152,22 @@ class FacultyView:
     version: int
     last_seen: datetime | None
     updated_at: datetime
+    always_available: bool = False
+    """Set by an admin for a lecturer without a working desk: shown as available."""
+    status_since: datetime | None = None
+    """When ``shown_status`` last changed (kept by the database); ``None`` when unknown."""
 
     @property
     def shown_status(self) -> str:
-        """``offline`` when the desk is offline, whatever the last status; else the status."""
-        return self.status.value if self.desk_online else OFFLINE
+        """What the board shows; the same rule as ``faculty_shown_status_v1`` in SQL."""
+        return shown_status(
+            self.status, desk_online=self.desk_online, always_available=self.always_available
+        )
+
+
+def shown_status(status: Status, *, desk_online: bool, always_available: bool) -> str:
+    """``available`` for an always-available lecturer; else ``offline`` when the desk is
+    offline, whatever the last status; else the status."""
+    if always_available:
+        return Status.AVAILABLE.value
+    return status.value if desk_online else OFFLINE

@@ -78,6 +78,34 @@ class VersionConflict(ConsultEaseError):
         self.latest = latest
 
 
+class FieldConflict(VersionConflict):
+    """A field-level edit found one of its fields changed by someone else meanwhile.
+
+    ``fields`` names them, in the order they were given; ``latest`` is the row as it
+    stood (read under the same lock). Fields the edit did not name never conflict.
+    """
+
+    def __init__(
+        self,
+        *,
+        faculty_id: int,
+        fields: tuple[str, ...],
+        latest: FacultyView,
+        based_on_version: int | None = None,
+    ) -> None:
+        super().__init__(
+            faculty_id=faculty_id,
+            expected=latest.version if based_on_version is None else based_on_version,
+            current=latest.version,
+            latest=latest,
+        )
+        self.fields = fields
+        self.args = (
+            f"faculty {faculty_id} was changed by someone else: "
+            f"{', '.join(fields)} changed since the edit began (now version {latest.version})",
+        )
+
+
 class AuthenticationError(ConsultEaseError):
     """A login failed: wrong credentials, or the account is locked."""
 

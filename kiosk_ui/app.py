@@ -21,6 +21,7 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
 from consultease.config import Settings
+from kiosk_ui.board import BoardOptions
 from kiosk_ui.window import KioskWindow
 
 log = logging.getLogger(__name__)
@@ -61,11 +62,17 @@ def quit_on_signals(app: QCoreApplication) -> Iterator[None]:
             signal.signal(number, old if old is not None else signal.SIG_DFL)
 
 
-def run_kiosk(settings: Settings, *, admin: bool = False, fullscreen: bool = False) -> int:
+def run_kiosk(
+    settings: Settings,
+    *,
+    admin: bool = False,
+    fullscreen: bool = False,
+    options: BoardOptions | None = None,
+) -> int:
     """Show the board until the window closes or a signal arrives; the exit code."""
     database_url = settings.require_database_url()
     app = application()
-    window = KioskWindow(database_url)
+    window = KioskWindow(database_url, options=options)
     # The window says when it closed, rather than Qt quitting on "last window
     # closed": that would post a second quit which, landing after exec()
     # returned, makes every later event loop in the process return at once
@@ -74,10 +81,7 @@ def run_kiosk(settings: Settings, *, admin: bool = False, fullscreen: bool = Fal
     app.setQuitOnLastWindowClosed(False)
     window.closed.connect(app.quit)
     window.start()
-    if fullscreen:
-        window.showFullScreen()
-    else:
-        window.show()
+    window.show_kiosk(fullscreen=fullscreen)
     if admin:
         window.show_login()
     try:

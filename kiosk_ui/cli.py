@@ -11,12 +11,25 @@ from consultease.extras import require_extra
 def register(subparsers: Any) -> None:
     kiosk = subparsers.add_parser("kiosk", help="the touchscreen board (PySide6)")
     kiosk.add_argument("--admin", action="store_true", help="open the admin login")
-    kiosk.add_argument("--fullscreen", action="store_true")
+    kiosk.add_argument(
+        "--fullscreen", action="store_true", help="fill the screen (no window manager needed)"
+    )
+    kiosk.add_argument(
+        "--layout",
+        choices=("departments", "compact"),
+        default="departments",
+        help="a heading per department (default), or everyone on smaller cards",
+    )
+    kiosk.add_argument(
+        "--large-type", action="store_true", help="bigger cards and type, for a wall screen"
+    )
     kiosk.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Any) -> int:
     require_extra("kiosk", what="`consultease kiosk`")
     from kiosk_ui.app import run_kiosk  # noqa: PLC0415 - Qt loads only for this command
+    from kiosk_ui.board import BoardLayout, BoardOptions  # noqa: PLC0415
 
-    return run_kiosk(settings, admin=args.admin, fullscreen=args.fullscreen)
+    options = BoardOptions(layout=BoardLayout(args.layout), large_type=args.large_type)
+    return run_kiosk(settings, admin=args.admin, fullscreen=args.fullscreen, options=options)

@@ -11,7 +11,6 @@ name or the department ("ada comp" finds Ada in Computer Science).
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -19,6 +18,7 @@ from typing import Any
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QSortFilterProxyModel
 
 from consultease.domain import FacultyView, Status
+from kiosk_ui import names
 from kiosk_ui.model import FacultyListModel
 
 AVAILABLE = Status.AVAILABLE.value
@@ -27,8 +27,7 @@ AVAILABLE = Status.AVAILABLE.value
 @lru_cache(maxsize=8192)
 def fold(text: str) -> str:
     """Lower case without accents: ``"José"`` -> ``"jose"``."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return names.fold(text)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,6 +39,19 @@ class Summary:
 
     def text(self) -> str:
         return f"{self.available} of {self.total} available"
+
+    def short_text(self) -> str:
+        return f"{self.available}/{self.total}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Tally:
+    summary: Summary
+    """As ``FacultyFilterModel.summary``: search and department, not "available only"."""
+    searched: dict[str, Summary]
+    """Per department, among the faculty matching the search."""
+    everyone: dict[str, Summary]
+    """Per department, among everyone."""
 
 
 class FacultyFilterModel(QSortFilterProxyModel):
@@ -111,10 +123,7 @@ class FacultyFilterModel(QSortFilterProxyModel):
         """Search and department, *not* the "available only" toggle."""
         if self._department is not None and view.department != self._department:
             return False
-        if not self._words:
-            return True
-        haystack = fold(view.name) + " " + fold(view.department)
-        return all(word in haystack for word in self._words)
+        return self._matches_search(view)
 
     def accepts(self, view: FacultyView) -> bool:
         if self._available_only and view.shown_status != AVAILABLE:
@@ -140,3 +149,53 @@ class FacultyFilterModel(QSortFilterProxyModel):
                 total += 1
                 available += view.shown_status == AVAILABLE
         return Summary(available=available, total=total)
+
+    def row_departments(self) -> list[str]:
+        """The department of every row of this proxy, in order (it never sorts)."""
+        views = self._source.views()
+        if not self.is_filtering():
+            return [v.department for v in views]
+        return [v.department for v in views if self.accepts(v)]
+
+    def tally(self) -> Tally:
+        """Every count the board shows, in one pass over the rows."""
+        available = total = 0
+        searched: dict[str, list[int]] = {}
+        everyone: dict[str, list[int]] = {}
+        words = self._words
+        for view in self._source.views():
+            free = view.always_available or (view.desk_online and view.status is Status.AVAILABLE)
+            pair = everyone.setdefault(view.department, [0, 0])
+            pair[0] += free
+            pair[1] += 1
+            if words and not self._matches_search(view):
+                continue
+            pair = searched.setdefault(view.department, [0, 0])
+            pair[0] += free
+            pair[1] += 1
+            if self._department is None or view.department == self._department:
+                available += free
+                total += 1
+        return Tally(
+            summary=Summary(available=available, total=total),
+            searched={d: Summary(available=a, total=t) for d, (a, t) in searched.items()},
+            everyone={d: Summary(available=a, total=t) for d, (a, t) in everyone.items()},
+        )
+
+    def summaries_by_department(self, *, searched: bool = True) -> dict[str, Summary]:
+        """Available and total per department: among the faculty matching the search
+        (``searched``), else among everyone. Never narrowed by "available only"."""
+        counts: dict[str, list[int]] = {}
+        for view in self._source.views():
+            if searched and not self._matches_search(view):
+                continue
+            pair = counts.setdefault(view.department, [0, 0])
+            pair[0] += view.shown_status == AVAILABLE
+            pair[1] += 1
+        return {d: Summary(available=a, total=t) for d, (a, t) in counts.items()}
+
+    def _matches_search(self, view: FacultyView) -> bool:
+        if not self._words:
+            return True
+        haystack = fold(view.name) + " " + fold(view.department)
+        return all(word in haystack for word in self._words)

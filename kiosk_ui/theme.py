@@ -1,9 +1,14 @@
 """Colours, sizes and wording shared by every kiosk view.
 
 Status is always shown as text *and* colour (never colour alone), so every
-shown status has a label, a chip colour and a text colour picked for contrast.
-Sizes are given for the 1024x600 kiosk screen; views multiply them by a scale
-factor (see ``scale_for``) on bigger screens.
+shown status has a label, a chip colour and a text colour. Every pair of text
+and background colour the kiosk draws is listed in ``TEXT_PAIRS``, and a test
+holds each to a WCAG contrast of at least 4.5:1 (``contrast_ratio``); the style
+sheets use these names only.
+
+Sizes are pixels at ``scale`` 1. A bigger screen gets more columns of cards,
+not bigger cards; ``LARGE_TYPE`` (a wall screen read from a few metres) scales
+type and cards up instead.
 """
 
 from __future__ import annotations
@@ -16,10 +21,11 @@ from consultease.domain import OFFLINE, Status
 TOUCH = 48
 """Smallest width and height of anything a finger may press, in pixels."""
 
-BASE_SIZE = (1024, 600)
-"""The kiosk screen every size below is designed for."""
+MIN_CONTRAST = 4.5
+"""WCAG 2.x AA for body text: the least contrast of any text the kiosk draws."""
 
-MAX_SCALE = 2.0
+LARGE_TYPE = 1.5
+"""The scale of ``--large-type``: names about 33 px tall on the card."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -32,7 +38,7 @@ class StatusStyle:
 
 
 STATUS_STYLES: dict[str, StatusStyle] = {
-    Status.AVAILABLE.value: StatusStyle(label="Available", chip="#1e8e3e", text="#ffffff"),
+    Status.AVAILABLE.value: StatusStyle(label="Available", chip="#137333", text="#ffffff"),
     Status.BUSY.value: StatusStyle(label="Busy", chip="#f4b400", text="#2b1d00"),
     Status.AWAY.value: StatusStyle(label="Away", chip="#9aa0a6", text="#1f1f1f"),
     OFFLINE: StatusStyle(label="Offline", chip="#2f3a45", text="#ffffff"),
@@ -40,6 +46,14 @@ STATUS_STYLES: dict[str, StatusStyle] = {
 """Keyed by ``FacultyView.shown_status``."""
 
 UNKNOWN_STATUS = StatusStyle(label="Unknown", chip="#5f6368", text="#ffffff")
+
+STATUS_RANK: dict[str, int] = {
+    Status.AVAILABLE.value: 0,
+    Status.BUSY.value: 1,
+    Status.AWAY.value: 2,
+    OFFLINE: 3,
+}
+"""Board order: who can be seen now first, then busy, away, and offline last."""
 
 
 def status_style(shown_status: str) -> StatusStyle:
@@ -56,40 +70,184 @@ CARD_OFFLINE = "#f1f3f5"
 CARD_BORDER = "#cfd8e3"
 INK = "#13202e"
 MUTED = "#4f5d6d"
-FAINT = "#6b7785"
 ACCENT = "#1a5fb4"
+ACCENT_TEXT = "#ffffff"
+SELECTED = "#dbe7f6"
+"""Background of the selected row in the admin list."""
 BANNER = "#b3261e"
 BANNER_TEXT = "#ffffff"
 ERROR = "#b3261e"
 CONFLICT_BG = "#fff4e5"
 CONFLICT_BORDER = "#f4b400"
+DISABLED_BG = "#f3f5f7"
+DISABLED_TEXT = "#5a6571"
+KEYBOARD_BG = "#c9d2dc"
+KEY = "#ffffff"
+KEY_SPECIAL = "#dde3ea"
+SCROLL_HANDLE = "#8d9aab"
+WARNING_BG = "#12263a"
+WARNING_TEXT = "#ffe08a"
 
-# Card geometry at scale 1 (pixels).
-CARD_MIN_WIDTH = 300
-CARD_HEIGHT = 148
-CARD_MARGIN = 6
-SCROLLBAR = TOUCH
+TEXT_PAIRS: tuple[tuple[str, str, str], ...] = (
+    *((f"{name} chip", s.text, s.chip) for name, s in STATUS_STYLES.items()),
+    ("unknown chip", UNKNOWN_STATUS.text, UNKNOWN_STATUS.chip),
+    ("card name", INK, CARD),
+    ("card detail", MUTED, CARD),
+    ("offline card name", INK, CARD_OFFLINE),
+    ("offline card detail", MUTED, CARD_OFFLINE),
+    ("header title", HEADER_TEXT, HEADER),
+    ("header clock", HEADER_MUTED, HEADER),
+    ("banner", BANNER_TEXT, BANNER),
+    ("department heading", INK, BACKGROUND),
+    ("heading count", MUTED, BACKGROUND),
+    ("empty message", MUTED, BACKGROUND),
+    ("control", INK, CARD),
+    ("placeholder", MUTED, CARD),
+    ("admin button", ACCENT, CARD),
+    (
+        "checked toggle",
+        STATUS_STYLES[Status.AVAILABLE.value].text,
+        STATUS_STYLES[Status.AVAILABLE.value].chip,
+    ),
+    ("selected strip chip", ACCENT_TEXT, ACCENT),
+    ("disabled control", DISABLED_TEXT, DISABLED_BG),
+    ("primary button", ACCENT_TEXT, ACCENT),
+    ("danger button", ERROR, CARD),
+    ("error on panel", ERROR, BACKGROUND),
+    ("error on white", ERROR, CARD),
+    ("admin list row", INK, CARD),
+    ("admin list detail", MUTED, CARD),
+    ("admin list selected", INK, SELECTED),
+    ("admin list selected detail", MUTED, SELECTED),
+    ("panel text", INK, BACKGROUND),
+    ("panel caption", MUTED, BACKGROUND),
+    ("conflict text", INK, CONFLICT_BG),
+    ("key", INK, KEY),
+    ("special key", INK, KEY_SPECIAL),
+    ("sign-out warning", WARNING_TEXT, WARNING_BG),
+)
+"""Every text colour the kiosk draws, with the background it is drawn on."""
 
 
-def scale_for(width: int, height: int) -> float:
-    """How much bigger than the 1024x600 design to draw, for a window of this size."""
-    base_w, base_h = BASE_SIZE
-    return max(1.0, min(MAX_SCALE, width / base_w, height / base_h))
+def relative_luminance(colour: str) -> float:
+    """WCAG 2.x relative luminance of ``#rrggbb``."""
+    value = colour.lstrip("#")
+    if len(value) != 6:
+        raise ValueError(f"not a #rrggbb colour: {colour!r}")
+    channels = [int(value[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
 
 
-def updated_text(updated_at: datetime, now: datetime) -> str:
-    """``updated just now``, ``updated 2 min ago``, ``updated 3 h ago``, ``updated 4 days ago``."""
-    seconds = max(0.0, (now - updated_at).total_seconds())
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return "updated just now"
-    if minutes < 60:
-        return f"updated {minutes} min ago"
-    hours = minutes // 60
-    if hours < 24:
-        return f"updated {hours} h ago"
-    days = hours // 24
-    return f"updated {days} day ago" if days == 1 else f"updated {days} days ago"
+def contrast_ratio(foreground: str, background: str) -> float:
+    """WCAG contrast ratio, 1 to 21."""
+    lighter, darker = sorted(
+        (relative_luminance(foreground), relative_luminance(background)), reverse=True
+    )
+    return (lighter + 0.05) / (darker + 0.05)
+
+
+# -- card geometry ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CardMetrics:
+    """Sizes of one card (pixels), for a density and a scale."""
+
+    min_width: int
+    height: int
+    margin: int
+    pad: int
+    name_px: int
+    detail_px: int
+    chip_px: int
+    chip_height: int
+    since_px: int
+    heading_height: int
+    heading_px: int
+    compact: bool
+    scale: float
+
+    def px(self, value: float) -> int:
+        return max(1, round(value * self.scale))
+
+
+ACTION_ROW = TOUCH + 8
+"""Extra card height when cards carry an action button (a touch target and a gap)."""
+
+
+def card_metrics(*, compact: bool = False, scale: float = 1.0) -> CardMetrics:
+    """Normal cards: name / department · room / chip and since. Compact cards: the name
+    and the chip on one line, department · room · since below."""
+
+    def px(value: float) -> int:
+        return max(1, round(value * scale))
+
+    if compact:
+        return CardMetrics(
+            min_width=px(250),
+            height=px(74),
+            margin=px(4),
+            pad=px(12),
+            name_px=px(19),
+            detail_px=px(15),
+            chip_px=px(15),
+            chip_height=px(28),
+            since_px=px(15),
+            heading_height=px(40),
+            heading_px=px(19),
+            compact=True,
+            scale=scale,
+        )
+    return CardMetrics(
+        min_width=px(300),
+        height=px(116),
+        margin=px(5),
+        pad=px(14),
+        name_px=px(22),
+        detail_px=px(16),
+        chip_px=px(16),
+        chip_height=px(32),
+        since_px=px(15),
+        heading_height=px(44),
+        heading_px=px(21),
+        compact=False,
+        scale=scale,
+    )
+
+
+def columns_for(width: int, metrics: CardMetrics) -> int:
+    return max(1, width // metrics.min_width)
+
+
+# -- wording -------------------------------------------------------------------------------
+
+
+def since_text(
+    shown_status: str, since: datetime, now: datetime, *, always_available: bool = False
+) -> str:
+    """``available since 11:02``: what the status means, in the kiosk's local time.
+
+    Today: the time; yesterday: ``since yesterday 16:40``; within a week: the
+    weekday; earlier: the date. An always-available lecturer has no desk to date it.
+    """
+    if always_available:
+        return "no desk unit"
+    label = status_style(shown_status).label.lower()
+    local_since, local_now = since.astimezone(), now.astimezone()
+    days = (local_now.date() - local_since.date()).days
+    clock = f"{local_since.hour:02d}:{local_since.minute:02d}"
+    if days <= 0:
+        when = clock
+    elif days == 1:
+        when = f"yesterday {clock}"
+    elif days < 7:
+        when = f"{local_since.strftime('%a')} {clock}"
+    else:
+        when = f"{local_since.day} {local_since.strftime('%b')}"
+        if local_since.year != local_now.year:
+            when += f" {local_since.year}"
+    return f"{label} since {when}"
 
 
 def sentence(message: str) -> str:
@@ -99,3 +257,7 @@ def sentence(message: str) -> str:
         return message
     message = message[0].upper() + message[1:]
     return message if message.endswith((".", "!", "?")) else message + "."
+
+
+def ceil_div(a: int, b: int) -> int:
+    return -(-a // b) if b > 0 else 0

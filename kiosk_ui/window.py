@@ -3,10 +3,19 @@
     FacultyListener (its own thread) --events--> ListenerBridge --queued signals-->
         FacultyListModel (rows) --> Board (students) and AdminPanel (admins)
 
+The window is a stack of full-screen views (``pages``: the board, the admin
+panel, and whatever ``show_view`` is given, e.g. a consultation form) above the
+on-screen keyboard, which any view's text fields can ``attach`` to.
+
 ``start()`` subscribes the bridge, then starts the listener, so the first
 resync reaches the model. Closing the window (or ``shutdown()``) unsubscribes,
 closes the listener, waits for the admin worker and stops the timers, so no
 thread outlives the window.
+
+``show_kiosk(fullscreen=True)`` fills the screen by itself: ``showFullScreen``
+is only a request to a window manager, and a kiosk usually runs in a bare X
+session without one, so the window also takes the screen's geometry, without
+a frame, and follows it when the screen changes.
 """
 
 from __future__ import annotations
@@ -14,15 +23,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
+from PySide6.QtCore import QRect, Qt, Signal
+from PySide6.QtGui import QCloseEvent, QGuiApplication
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
 from consultease.live.listener import FacultyListener
-from kiosk_ui.admin_panel import AdminPanel
-from kiosk_ui.board import Board
+from kiosk_ui.admin_panel import AdminPanel, Draft
+from kiosk_ui.board import Board, BoardOptions
 from kiosk_ui.bridge import ListenerBridge
+from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.login import Authenticator, LoginDialog
 from kiosk_ui.model import FacultyListModel
 from kiosk_ui.qtcompat import emit
@@ -52,6 +62,8 @@ class KioskWindow(QMainWindow):
         database_url: str,
         *,
         idle_timeout: float = 60.0,
+        signout_warning: float = 30.0,
+        options: BoardOptions | None = None,
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
         parent: QWidget | None = None,
@@ -62,13 +74,16 @@ class KioskWindow(QMainWindow):
         self._accounts_factory = accounts
         self._accounts: Authenticator | None = None
         self._faculty_admin: FacultyAdmin | None = None
+        self._signout_warning = signout_warning
+        self._drafts: dict[str, Draft] = {}
+        """Unsaved admin edits kept across a sign-out, by admin (lower-cased)."""
         self._closed = False
 
         self.listener = FacultyListener(database_url, application_name=listener_name)
         self.model = FacultyListModel(self)
         self.bridge = ListenerBridge(self)
         self.worker = Worker(self)
-        self.board = Board(self.model, idle_timeout=idle_timeout)
+        self.board = Board(self.model, options=options, idle_timeout=idle_timeout)
         self.admin_panel: AdminPanel | None = None
         self.login_dialog: LoginDialog | None = None
 
@@ -81,13 +96,51 @@ class KioskWindow(QMainWindow):
         self.bridge.facultyChanged.connect(self.board.note_update)
         self.bridge.facultyRemoved.connect(self.board.note_update)
         self.bridge.connectionChanged.connect(self.board.set_connection)
+        self.bridge.reconnecting.connect(self.board.note_reconnecting)
         self.board.adminRequested.connect(self.show_login)
         self.board.idle.connect(self._idle)
 
         self.pages = QStackedWidget()
         self.pages.addWidget(self.board)
-        self.setCentralWidget(self.pages)
+        self.keyboard = OnScreenKeyboard()
+        self.keyboard.attach(self.board.search_box)
+        central = QWidget()
+        column = QVBoxLayout(central)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(0)
+        column.addWidget(self.pages, 1)
+        column.addWidget(self.keyboard)
+        self.setCentralWidget(central)
         self.resize(1024, 600)
+        self._fill_screen = False
+
+    # -- showing ----------------------------------------------------------------------------
+
+    def show_kiosk(self, *, fullscreen: bool = False) -> None:
+        """Show the window; with ``fullscreen``, fill the screen with or without a WM."""
+        if not fullscreen:
+            self.show()
+            return
+        self._fill_screen = True
+        self.setWindowFlag(Qt.WindowType.FramelessWindowHint, True)
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is not None:
+            self.setGeometry(screen.geometry())
+            screen.geometryChanged.connect(self._screen_resized)
+        self.showFullScreen()
+
+    def _screen_resized(self, geometry: QRect) -> None:
+        if self._fill_screen:
+            self.setGeometry(geometry)
+
+    def show_view(self, view: QWidget) -> None:
+        """Show a full-screen view in place of the board (added to ``pages`` if new)."""
+        if self.pages.indexOf(view) < 0:
+            self.pages.addWidget(view)
+        self.pages.setCurrentWidget(view)
+
+    def show_board(self) -> None:
+        self.pages.setCurrentWidget(self.board)
 
     def start(self) -> None:
         """Subscribe, then start the listener (its first resync fills the board)."""
@@ -115,17 +168,33 @@ class KioskWindow(QMainWindow):
         if self._faculty_admin is None:
             self._faculty_admin = FacultyAdmin(self._database_url)
         self.admin_panel = AdminPanel(
-            self._faculty_admin, actor=username, model=self.model, worker=self.worker
+            self._faculty_admin,
+            actor=username,
+            model=self.model,
+            worker=self.worker,
+            keyboard=self.keyboard,
         )
         self.admin_panel.signedOut.connect(self.close_admin)
-        self.pages.addWidget(self.admin_panel)
-        self.pages.setCurrentWidget(self.admin_panel)
+        self.admin_panel.idleExpired.connect(self.close_admin)
+        self.show_view(self.admin_panel)
+        draft = self._drafts.pop(username.lower(), None)
+        if draft is not None:
+            self.admin_panel.restore(draft)
+
+    def draft_of(self, username: str) -> Draft | None:
+        """The unsaved edit kept for ``username``'s next sign-in, if any."""
+        return self._drafts.get(username.lower())
 
     def close_admin(self) -> None:
-        """Sign out: back to the board, forgetting the panel and its state."""
+        """Sign out: back to the board. An unsaved edit is kept for the same admin."""
         panel, self.admin_panel = self.admin_panel, None
-        self.pages.setCurrentWidget(self.board)
+        self.show_board()
         if panel is not None:
+            draft = panel.draft()
+            if draft is not None:
+                log.info("keeping %s's unsaved edit for their next sign-in", draft.actor)
+                self._drafts[draft.actor.lower()] = draft
+            panel.shutdown()
             self.pages.removeWidget(panel)
             panel.deleteLater()
 
@@ -135,9 +204,10 @@ class KioskWindow(QMainWindow):
             return  # let a save finish; the next idle period signs out
         if self.login_dialog is not None and self.login_dialog.isVisible():
             self.login_dialog.reject()
-        if self.admin_panel is not None:
-            log.info("signing the admin out after inactivity")
-            self.close_admin()
+        if self.admin_panel is not None and not self.admin_panel.warning_active:
+            log.info("the kiosk is idle: warning the admin before signing out")
+            self.keyboard.close_for_now()  # nobody is typing; the warning needs the room
+            self.admin_panel.begin_signout_warning(self._signout_warning)
 
     # -- shutting down ----------------------------------------------------------------------
 
@@ -150,6 +220,8 @@ class KioskWindow(QMainWindow):
         self.listener.close(timeout=2.0)
         self.worker.wait(5000)
         self.board.shutdown()
+        if self.admin_panel is not None:
+            self.admin_panel.shutdown()
         if self._faculty_admin is not None:
             self._faculty_admin.close()
         close_accounts = getattr(self._accounts, "close", None)

@@ -1,16 +1,30 @@
-"""Faculty management for admins: optimistic locking on ``faculty.version``,
-with an audit row written in the same transaction as every change.
+"""Faculty management for admins: optimistic locking, with an audit row written
+in the same transaction as every change.
 
-A write names the version it was based on; the ``UPDATE … WHERE version =
-expected`` matches no row when someone else got there first, and the caller
-gets a ``VersionConflict`` naming the current version. The failed attempt is
-audited on its own and changes nothing else.
+Every write reads the row under ``SELECT … FOR UPDATE`` and decides there, so
+nobody can slip a change in between the check and the write. Two kinds of check:
+
+* **whole row** (``expect_version``, what the CLI's ``--expect-version`` gives):
+  the write applies only if the row is still at that version; any visible change
+  since, a desk's status included, is a ``VersionConflict``.
+* **field level** (``edit_fields``, and the ``expect_*`` arguments of
+  ``set_status``, ``deactivate``, ``reactivate``; what the kiosk's admin panel
+  uses): each field the admin changed carries the value the edit started from.
+  It conflicts only when its stored value is now neither that value (someone
+  else changed it) nor the new one (someone else made the same change). Fields
+  the edit does not name are never written, so another admin's change to them,
+  and a desk changing the status all day, stand and never conflict. A conflict
+  is a ``FieldConflict`` naming the fields.
+
+Either way the refused attempt is audited (``….conflict``) in its own committed
+transaction and changes nothing else; an applied write still bumps the row
+version (the trigger does) and is audited with the row before and after.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +38,7 @@ from consultease.db.roles import ADMIN_ROLE, transaction
 from consultease.db.tables import VIEW_COLUMNS, audit_log, faculty, status_change
 from consultease.domain import FacultyView, Source, Status
 from consultease.errors import (
+    FieldConflict,
     NotFound,
     ValidationError,
     VersionConflict,
@@ -66,6 +81,41 @@ class FacultyFields:
         return cls(name=name, department=department, email=email, room=room)
 
 
+EDITABLE_FIELDS: tuple[str, ...] = ("name", "department", "email", "room", "always_available")
+"""What ``edit_fields`` may change."""
+
+FieldValue = str | bool | None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FieldEdit:
+    """One field an admin changed: the value the edit started from, and the new value.
+
+    ``room`` uses ``None`` (or ``""``) for no room.
+    """
+
+    base: FieldValue
+    value: FieldValue
+
+
+def _field_value(view: FacultyView, field: str) -> FieldValue:
+    """A field of a row as ``FieldEdit`` and the conflict check compare it."""
+    value = getattr(view, field)
+    if isinstance(value, Status | Source):
+        return value.value
+    if field == "room":
+        return value or None
+    if isinstance(value, str | bool) or value is None:
+        return value
+    raise TypeError(f"{field} is not a comparable field")  # pragma: no cover
+
+
+def _normal(field: str, value: FieldValue) -> FieldValue:
+    if field == "room" and isinstance(value, str):
+        return value.strip() or None
+    return value
+
+
 def parse_status(text: str) -> Status:
     try:
         return Status(text.strip().lower())
@@ -85,6 +135,7 @@ def _snapshot(view: FacultyView) -> dict[str, Any]:
         "status_source": view.status_source.value,
         "desk_online": view.desk_online,
         "active": view.active,
+        "always_available": view.always_available,
         "version": view.version,
     }
 
@@ -162,6 +213,7 @@ class FacultyAdmin:
         email: str,
         room: str | None = None,
         status: Status = Status.AWAY,
+        always_available: bool = False,
     ) -> FacultyView:
         fields = FacultyFields.clean(name=name, department=department, email=email, room=room)
         with self._transaction() as conn:
@@ -174,6 +226,7 @@ class FacultyAdmin:
                     room=fields.room,
                     status=status.value,
                     status_source=Source.ADMIN.value,
+                    always_available=always_available,
                 )
                 .returning(*VIEW_COLUMNS)
             ).one()
@@ -198,8 +251,10 @@ class FacultyAdmin:
         department: str | None = None,
         email: str | None = None,
         room: str | None = None,
+        always_available: bool | None = None,
     ) -> FacultyView:
-        """Change the given fields (``room=""`` clears the room)."""
+        """Change the given fields (``room=""`` clears the room), checked on the whole
+        row: with ``expect_version``, any visible change since is a ``VersionConflict``."""
 
         def change(current: FacultyView) -> dict[str, Any]:
             fields = FacultyFields.clean(
@@ -208,28 +263,107 @@ class FacultyAdmin:
                 email=current.email if email is None else email,
                 room=current.room if room is None else room,
             )
-            return {
+            values: dict[str, Any] = {
                 "name": fields.name,
                 "department": fields.department,
                 "email": fields.email,
                 "room": fields.room,
             }
+            if always_available is not None:
+                values["always_available"] = always_available
+            return values
 
         return self._versioned_write(faculty_id, "faculty.edit", actor, expect_version, change)
 
-    def deactivate(
-        self, faculty_id: int, *, actor: str, expect_version: int | None = None
+    def edit_fields(
+        self,
+        faculty_id: int,
+        *,
+        actor: str,
+        edits: Mapping[str, FieldEdit],
+        based_on_version: int | None = None,
     ) -> FacultyView:
-        """Take a faculty off the board; its history stays."""
+        """Change only the fields in ``edits``, each checked against its ``base`` value.
+
+        Raises ``FieldConflict`` naming every field whose stored value is neither its
+        base nor its new value (nothing is written then). ``based_on_version`` (the
+        version the edit started from) is only recorded in the audit trail.
+        Validation uses the row as it is now for the fields not named.
+        """
+        unknown = sorted(set(edits) - set(EDITABLE_FIELDS))
+        if unknown:
+            raise ValidationError(f"not an editable field: {', '.join(unknown)}", field=unknown[0])
+
+        def change(current: FacultyView) -> dict[str, Any]:
+            def text(field: str) -> str | None:
+                value = edits[field].value if field in edits else _field_value(current, field)
+                if value is not None and not isinstance(value, str):
+                    raise ValidationError(f"{field} must be text", field=field)
+                return value
+
+            fields = FacultyFields.clean(
+                name=text("name") or "",
+                department=text("department") or "",
+                email=text("email") or "",
+                room=text("room"),
+            )
+            values: dict[str, Any] = {
+                field: getattr(fields, field) for field in edits if field != "always_available"
+            }
+            if "always_available" in edits:
+                flag = edits["always_available"].value
+                if not isinstance(flag, bool):
+                    raise ValidationError("always_available must be true or false")
+                values["always_available"] = flag
+            return values
+
+        based_on = {field: _normal(field, edit.base) for field, edit in edits.items()}
         return self._versioned_write(
-            faculty_id, "faculty.deactivate", actor, expect_version, lambda _: {"active": False}
+            faculty_id,
+            "faculty.edit",
+            actor,
+            None,
+            change,
+            based_on=based_on,
+            based_on_version=based_on_version,
+        )
+
+    def deactivate(
+        self,
+        faculty_id: int,
+        *,
+        actor: str,
+        expect_version: int | None = None,
+        expect_active: bool | None = None,
+    ) -> FacultyView:
+        """Take a faculty off the board; its history stays.
+
+        ``expect_active`` is the field-level check (see the module docstring).
+        """
+        return self._versioned_write(
+            faculty_id,
+            "faculty.deactivate",
+            actor,
+            expect_version,
+            lambda _: {"active": False},
+            based_on=None if expect_active is None else {"active": expect_active},
         )
 
     def reactivate(
-        self, faculty_id: int, *, actor: str, expect_version: int | None = None
+        self,
+        faculty_id: int,
+        *,
+        actor: str,
+        expect_version: int | None = None,
+        expect_active: bool | None = None,
     ) -> FacultyView:
         return self._versioned_write(
-            faculty_id, "faculty.reactivate", actor, expect_version, lambda _: {"active": True}
+            faculty_id,
+            "faculty.reactivate",
+            actor,
+            expect_version,
+            lambda _: {"active": True},
+            based_on=None if expect_active is None else {"active": expect_active},
         )
 
     def set_status(
@@ -239,8 +373,13 @@ class FacultyAdmin:
         *,
         actor: str,
         expect_version: int | None = None,
+        expect_status: Status | None = None,
     ) -> FacultyView:
-        """Set the status by hand. The desk's next newer update overrides it."""
+        """Set the status by hand. The desk's next newer update overrides it.
+
+        ``expect_status`` (the status the admin saw) is the field-level check: it
+        conflicts only when the stored status changed to something else meanwhile.
+        """
         return self._versioned_write(
             faculty_id,
             "faculty.set_status",
@@ -248,6 +387,7 @@ class FacultyAdmin:
             expect_version,
             lambda _: {"status": status.value, "status_source": Source.ADMIN.value},
             record_status_change=True,
+            based_on=None if expect_status is None else {"status": expect_status.value},
         )
 
     def reset_desk(self, faculty_id: int, *, actor: str) -> FacultyView:
@@ -278,62 +418,107 @@ class FacultyAdmin:
         action: str,
         actor: str,
         expect_version: int | None,
-        change: Any,
+        change: Callable[[FacultyView], dict[str, Any]],
         *,
         record_status_change: bool = False,
+        based_on: Mapping[str, FieldValue] | None = None,
+        based_on_version: int | None = None,
     ) -> FacultyView:
         with self._transaction() as conn:
-            # Locked, so the version check and the write are one step: nobody can
-            # slip a change in between, and a conflict is known without a second read.
+            # Locked, so the check and the write are one step: nobody can slip a
+            # change in between, and a conflict is known without a second read.
             current = self._get(conn, faculty_id, lock=True)
-            expected = current.version if expect_version is None else expect_version
             values = change(current)
-            if current.version != expected:
-                # Someone else changed the row: record the attempt, write nothing.
-                _audit(
-                    conn,
-                    actor=actor,
-                    action=action + ".conflict",
-                    faculty_id=faculty_id,
-                    before=_snapshot(current),
-                    after={"expected_version": expected, "attempted": _jsonable(values)},
+            conflict: VersionConflict | None = None
+            if based_on is not None:
+                changed = tuple(
+                    field
+                    for field, base in based_on.items()
+                    if _field_value(current, field) not in (base, values.get(field))
                 )
+                if changed:
+                    conflict = FieldConflict(
+                        faculty_id=faculty_id,
+                        fields=changed,
+                        latest=current,
+                        based_on_version=based_on_version,
+                    )
+                    attempt: dict[str, Any] = {
+                        "based_on": _jsonable(dict(based_on)),
+                        "based_on_version": based_on_version,
+                        "conflicting_fields": list(changed),
+                    }
+            elif expect_version is not None and current.version != expect_version:
                 conflict = VersionConflict(
                     faculty_id=faculty_id,
-                    expected=expected,
+                    expected=expect_version,
                     current=current.version,
                     latest=current,
                 )
-            else:
-                row = conn.execute(
-                    update(faculty)
-                    .where(faculty.c.id == faculty_id)
-                    .values(**values)
-                    .returning(*VIEW_COLUMNS)
-                ).one()
-                after = view_from_row(row._mapping)
-                _audit(
+                attempt = {"expected_version": expect_version}
+            if conflict is None:
+                return self._write(
                     conn,
-                    actor=actor,
+                    current,
                     action=action,
-                    faculty_id=faculty_id,
-                    before=_snapshot(current),
-                    after=_snapshot(after),
+                    actor=actor,
+                    values=values,
+                    record_status_change=record_status_change,
                 )
-                if record_status_change and after.status is not current.status:
-                    conn.execute(
-                        insert(status_change).values(
-                            faculty_id=faculty_id,
-                            old_status=current.status.value,
-                            new_status=after.status.value,
-                            old_desk_online=current.desk_online,
-                            new_desk_online=after.desk_online,
-                            source=Source.ADMIN.value,
-                        )
-                    )
-                return after
+            # Someone else changed the row: record the attempt, write nothing.
+            _audit(
+                conn,
+                actor=actor,
+                action=action + ".conflict",
+                faculty_id=faculty_id,
+                before=_snapshot(current),
+                after={**attempt, "attempted": _jsonable(values)},
+            )
         # Raised after the commit, so the audit row of the attempt is kept.
         raise conflict
+
+    @staticmethod
+    def _write(
+        conn: Connection,
+        current: FacultyView,
+        *,
+        action: str,
+        actor: str,
+        values: dict[str, Any],
+        record_status_change: bool,
+    ) -> FacultyView:
+        """Apply ``values`` to the locked row, audited; nothing (and no audit) if they
+        change nothing."""
+        faculty_id = current.id
+        if all(_field_value(current, field) == value for field, value in values.items()):
+            return current
+        row = conn.execute(
+            update(faculty)
+            .where(faculty.c.id == faculty_id)
+            .values(**values)
+            .returning(*VIEW_COLUMNS)
+        ).one()
+        after = view_from_row(row._mapping)
+        _audit(
+            conn,
+            actor=actor,
+            action=action,
+            faculty_id=faculty_id,
+            before=_snapshot(current),
+            after=_snapshot(after),
+        )
+        if record_status_change and after.status is not current.status:
+            conn.execute(
+                insert(status_change).values(
+                    faculty_id=faculty_id,
+                    old_status=current.status.value,
+                    new_status=after.status.value,
+                    old_desk_online=current.desk_online,
+                    new_desk_online=after.desk_online,
+                    source=Source.ADMIN.value,
+                )
+            )
+        return after
 
 
 def _audit(

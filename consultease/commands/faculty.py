@@ -34,12 +34,20 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     _actor_option(add)
     add.set_defaults(func=run_add)
 
-    edit = actions.add_parser("edit", help="change name, department, email or room")
+    edit = actions.add_parser(
+        "edit", help="change name, department, email, room or the always-available flag"
+    )
     _id_argument(edit)
     edit.add_argument("--name")
     edit.add_argument("--department")
     edit.add_argument("--email")
     edit.add_argument("--room", help='new room ("" clears it)')
+    edit.add_argument(
+        "--always-available",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="no working desk: show as available whatever the desk says (--no-… to undo)",
+    )
     _expect_version_option(edit)
     _actor_option(edit)
     edit.set_defaults(func=run_edit)
@@ -175,6 +183,7 @@ def run_edit(args: argparse.Namespace, settings: Settings) -> int:
             department=args.department,
             email=args.email,
             room=args.room,
+            always_available=args.always_available,
         )
     print(f"updated {_describe(view)}")
     return 0

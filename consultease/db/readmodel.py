@@ -43,6 +43,8 @@ def view_from_row(row: Mapping[Any, Any]) -> FacultyView:
         version=int(row["version"]),
         last_seen=row["last_seen"],
         updated_at=row["updated_at"],
+        always_available=bool(row["always_available"]),
+        status_since=row["status_since"],
     )
 
 

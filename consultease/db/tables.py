@@ -39,6 +39,8 @@ faculty = Table(
     Column("version", BigInteger, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("always_available", Boolean, nullable=False),
+    Column("status_since", DateTime(timezone=True), nullable=False),
 )
 
 status_change = Table(
@@ -94,5 +96,7 @@ VIEW_COLUMNS = (
     faculty.c.version,
     faculty.c.last_seen,
     faculty.c.updated_at,
+    faculty.c.always_available,
+    faculty.c.status_since,
 )
 """The columns behind ``FacultyView``: what every reader selects (``readmodel``, ``admin``)."""

@@ -23,7 +23,7 @@ from typing import Final
 
 import paho.mqtt.client as mqtt
 
-from consultease.domain import FacultyView
+from consultease.domain import FacultyView, Status
 from consultease.live.listener import (
     FacultyChanged,
     FacultyListener,
@@ -46,18 +46,23 @@ def state_topic(faculty_id: int) -> str:
 
 
 def state_payload(view: FacultyView) -> bytes:
-    """``{"status", "desk_online", "version", "updated_at"}`` as compact JSON.
+    """``{"status", "desk_online", "version", "updated_at", "always_available"}`` as
+    compact JSON: what the kiosks show.
 
-    ``status`` is the stored status; a desk that is offline says so through
-    ``desk_online``. ``version`` is the row version (SPEC 5.1), ``updated_at``
-    ISO 8601 with its UTC offset.
+    ``status`` is the stored status, except for an always-available lecturer (no
+    working desk), whom the board shows as ``available`` whatever was stored; the
+    extra ``always_available`` field says so. ``desk_online`` is the desk unit's
+    own state either way (a desk that reads this is online). ``version`` is the
+    row version (SPEC 5.1), ``updated_at`` ISO 8601 with its UTC offset.
     """
+    status = Status.AVAILABLE if view.always_available else view.status
     return json.dumps(
         {
-            "status": view.status.value,
+            "status": status.value,
             "desk_online": view.desk_online,
             "version": view.version,
             "updated_at": view.updated_at.isoformat(),
+            "always_available": view.always_available,
         },
         separators=(",", ":"),
     ).encode()

@@ -10,7 +10,8 @@ and the simulator included.
   ``embedded_broker``), for the demo and the benchmarks.
 * ``servers``          private PostgreSQL and Mosquitto instances on free ports.
 * ``embedded_broker``  amqtt in-process, for machines without mosquitto.
-* ``seed``             the demo's faculty.
+* ``seed``             the demo's faculty, and a 241-faculty campus roster.
+* ``screenshots``      the README's kiosk screenshots, rendered offscreen.
 * ``terminal_board``   the headless board (rich).
 * ``bench``            ``consultease bench`` and the listener and kiosk benchmarks.
 """

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
+from consultease.domain import Status, shown_status
 from tests.support.factories import add_faculty, faculty_row
 from tests.support.notifications import NotificationRecorder
 
@@ -47,6 +49,7 @@ def test_client_cannot_choose_the_insert_version(db: psycopg.Connection[Any]) ->
         ("status_source", "desk"),
         ("desk_online", True),
         ("active", False),
+        ("always_available", True),
     ],
 )
 def test_plain_update_of_visible_column_bumps_version_once_and_notifies(
@@ -150,3 +153,48 @@ def test_email_is_unique_case_insensitively(db: psycopg.Connection[Any]) -> None
     add_faculty(db, email="Ada@Uni.example")
     with pytest.raises(psycopg.errors.UniqueViolation):
         add_faculty(db, email="ada@uni.EXAMPLE")
+
+
+def test_sql_and_python_agree_on_the_shown_status_for_every_combination(
+    db: psycopg.Connection[Any],
+) -> None:
+    for status, online, always in itertools.product(Status, (True, False), (True, False)):
+        row = db.execute(
+            "SELECT faculty_shown_status_v1(%s, %s, %s)", (status.value, online, always)
+        ).fetchone()
+        assert row == (shown_status(status, desk_online=online, always_available=always),)
+
+
+def test_status_since_moves_exactly_when_the_shown_status_changes(
+    db: psycopg.Connection[Any],
+) -> None:
+    faculty_id = add_faculty(db, status="away", desk_online=True)
+    inserted = faculty_row(db, faculty_id)
+    assert inserted["status_since"] == inserted["created_at"]
+
+    def since_after(assignment: str) -> object:
+        db.execute(f"UPDATE faculty SET {assignment} WHERE id = %s", (faculty_id,))
+        return faculty_row(db, faculty_id)["status_since"]
+
+    start = inserted["status_since"]
+    assert since_after("room = 'Z-9'") == start, "a room edit is not a status change"
+    assert since_after("last_seen = now()") == start
+    available = since_after("status = 'available'")
+    assert available > start
+    assert since_after("desk_online = false") > available  # now offline
+    offline = faculty_row(db, faculty_id)["status_since"]
+    assert since_after("status = 'busy'") == offline, "still shown offline"
+    assert since_after("always_available = true") > offline  # shown available again
+    flagged = faculty_row(db, faculty_id)["status_since"]
+    assert since_after("desk_online = true, status = 'away'") == flagged, "still available"
+    row = faculty_row(db, faculty_id)
+    assert row["version"] == inserted["version"] + 6
+
+
+def test_a_client_cannot_set_status_since_by_hand(db: psycopg.Connection[Any]) -> None:
+    faculty_id = add_faculty(db)
+    before = faculty_row(db, faculty_id)["status_since"]
+    db.execute(
+        "UPDATE faculty SET status_since = now() - interval '3 days' WHERE id = %s", (faculty_id,)
+    )
+    assert faculty_row(db, faculty_id)["status_since"] == before

@@ -160,6 +160,7 @@ def test_current_and_legacy_messages_reach_the_database_and_the_state_topic(
                 "desk_online": True,
                 "version": row["version"],
                 "updated_at": row["updated_at"].isoformat(),
+                "always_available": False,
             }
             assert datetime.fromisoformat(state["updated_at"]) == row["updated_at"]
     finally:

@@ -90,6 +90,7 @@ def test_on_start_every_active_faculty_state_is_published(
         "desk_online": True,
         "version": view.version,
         "updated_at": view.updated_at.isoformat(),
+        "always_available": False,
     }
     assert recorder.count(gone) == 0, "an inactive faculty has no state to show"
 
@@ -149,3 +150,20 @@ def test_removed_and_deactivated_faculty_are_cleared(
         timeout=5,
         message="empty retained payloads",
     )
+
+
+def test_an_always_available_lecturer_is_published_as_available_with_the_flag(
+    db: psycopg.Connection[Any], recorder: Recorder, publisher: StatePublisher
+) -> None:
+    faculty_id = add_faculty(db, status="away", desk_online=False)
+    wait_until(lambda: recorder.state(faculty_id), timeout=5, message="the first state")
+    db.execute("UPDATE faculty SET always_available = true WHERE id = %s", (faculty_id,))
+    wait_until(
+        lambda: (recorder.state(faculty_id) or {}).get("always_available") is True,
+        timeout=5,
+        message="the flag",
+    )
+    state = recorder.state(faculty_id)
+    assert state is not None
+    # What the board shows, while desk_online keeps telling the truth about the desk.
+    assert (state["status"], state["desk_online"], state["version"]) == ("available", False, 2)

@@ -29,6 +29,8 @@ def view(
     room: str | None = "CS-101",
     active: bool = True,
     updated_at: datetime = T0,
+    always_available: bool = False,
+    status_since: datetime | None = None,
 ) -> FacultyView:
     return FacultyView(
         id=faculty_id,
@@ -43,6 +45,8 @@ def view(
         version=version,
         last_seen=None,
         updated_at=updated_at,
+        always_available=always_available,
+        status_since=status_since,
     )
 
 
@@ -160,3 +164,29 @@ def terminate_listener(db: psycopg.Connection[Any]) -> int:
 
 def stale(minutes: int) -> datetime:
     return T0 - timedelta(minutes=minutes)
+
+
+def seed_roster(db: psycopg.Connection[Any], count: int = 241) -> dict[str, int]:
+    """The campus roster of ``consultease.tools.seed`` (241 faculty, 12 departments, the
+    longest names); name -> id."""
+    from consultease.tools.seed import campus_roster
+
+    ids: dict[str, int] = {}
+    with db.cursor() as cur:
+        for entry in campus_roster(count):
+            row = cur.execute(
+                "INSERT INTO faculty (name, department, email, room, status, desk_online,"
+                " always_available) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                (
+                    entry.name,
+                    entry.department,
+                    entry.email,
+                    entry.room,
+                    entry.status,
+                    entry.desk_online,
+                    entry.always_available,
+                ),
+            ).fetchone()
+            assert row is not None
+            ids[entry.name] = int(row[0])
+    return ids

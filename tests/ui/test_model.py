@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtTest import QSignalSpy
 from pytestqt.modeltest import ModelTester
 
 from kiosk_ui.filtering import FacultyFilterModel
-from kiosk_ui.model import FacultyListModel, FacultyRole
+from kiosk_ui.model import FacultyListModel, FacultyRole, board_key
 from tests.ui.support import T0, view
 
 CS, MATH, PHYS = "Computer Science", "Mathematics", "Physics"
@@ -52,15 +52,100 @@ class Spy:
         )
 
 
-def test_rows_are_sorted_by_department_then_name(model: FacultyListModel) -> None:
+def test_rows_go_by_department_then_available_busy_away_offline_then_surname(
+    model: FacultyListModel,
+) -> None:
     assert names(model) == [
-        "Dr. Ada Lovelace",
+        "Dr. Grace Hopper",  # Computer Science: available
+        "Dr. Ada Lovelace",  # busy
+        "Dr. Emmy Noether",  # Mathematics: away
+        "Dr. Kurt Gödel",  # available, but the desk is offline: last
+        "Dr. Marie Curie",  # Physics: available
+        "Dr. José Martí",  # busy
+    ]
+
+
+def test_within_a_status_rows_sort_by_surname_not_title_or_first_name() -> None:
+    m = FacultyListModel(grouped=False)
+    m.apply_resync(
+        [
+            view(1, "Prof. Alan Zuniga"),
+            view(2, "Dr. Zoe Abbott"),
+            view(3, "Engr. Mia dela Cruz"),
+            view(4, "Dr. Kurt Gödel"),
+            view(5, "Dr. Ben Godwin"),
+            view(6, "Dr. Amy Busy", status="busy"),
+            view(7, "Dr. Aaron Offline", desk_online=False),
+            view(8, "Dr. Adam Away", status="away"),
+        ]
+    )
+    assert names(m) == [
+        "Dr. Zoe Abbott",
+        "Engr. Mia dela Cruz",
+        "Dr. Kurt Gödel",
+        "Dr. Ben Godwin",
+        "Prof. Alan Zuniga",
+        "Dr. Amy Busy",
+        "Dr. Adam Away",
+        "Dr. Aaron Offline",
+    ]
+
+
+def test_compact_order_is_status_first_across_departments(model: FacultyListModel) -> None:
+    model.set_grouped(False)
+    assert names(model) == [
+        "Dr. Marie Curie",
         "Dr. Grace Hopper",
+        "Dr. Ada Lovelace",
+        "Dr. José Martí",
         "Dr. Emmy Noether",
         "Dr. Kurt Gödel",
-        "Dr. José Martí",
-        "Dr. Marie Curie",
     ]
+
+
+def test_switching_the_order_is_a_layout_change_that_keeps_persistent_indexes(
+    qtmodeltester: ModelTester, model: FacultyListModel
+) -> None:
+    kept = QPersistentModelIndex(model.index(model.row_of(6) or 0))
+    resets = QSignalSpy(model.modelReset)
+    model.set_grouped(False)
+    assert resets.count() == 0
+    assert kept.row() == model.row_of(6) and kept.data() == "Dr. José Martí"
+    qtmodeltester.check(model)
+
+
+def test_a_status_change_moves_the_card_to_its_new_place_without_a_reset(
+    model: FacultyListModel,
+) -> None:
+    spy = Spy(model)
+    model.apply_change(view(2, "Dr. Ada Lovelace", CS, status="available", version=2))
+    assert names(model)[:2] == ["Dr. Grace Hopper", "Dr. Ada Lovelace"]  # H before L
+    model.apply_change(view(1, "Dr. Grace Hopper", CS, status="away", version=2))
+    assert names(model)[:2] == ["Dr. Ada Lovelace", "Dr. Grace Hopper"]
+    # One row out and in (not a move: see FacultyListModel._place), never a reset.
+    assert (spy.removed.count(), spy.inserted.count(), spy.moved.count()) == (1, 1, 0)
+    assert spy.resets.count() == 0
+    assert spy.data_changed == [(1, 1)], "the first change kept its place"
+
+
+def test_an_always_available_lecturer_shows_available_with_no_desk(
+    model: FacultyListModel,
+) -> None:
+    model.apply_change(
+        view(
+            3,
+            "Dr. Emmy Noether",
+            MATH,
+            status="away",
+            desk_online=False,
+            version=2,
+            always_available=True,
+        )
+    )
+    index = model.index(model.row_of(3) or 0)
+    assert index.data(FacultyRole.STATUS) == "available"
+    assert index.data(FacultyRole.SINCE_TEXT) == "no desk unit"
+    assert names(model)[2] == "Dr. Emmy Noether", "first in Mathematics now"
 
 
 @pytest.mark.parametrize("force_py", [False, True], ids=["qt-tester", "python-tester"])
@@ -119,17 +204,17 @@ def test_a_new_faculty_is_inserted_where_the_order_says(model: FacultyListModel)
     model.apply_change(view(9, "Dr. Barbara Liskov", CS))
     assert spy.inserted.count() == 1
     assert spy.inserted.at(0)[1:] == [1, 1]
-    assert names(model)[:3] == ["Dr. Ada Lovelace", "Dr. Barbara Liskov", "Dr. Grace Hopper"]
+    assert names(model)[:3] == ["Dr. Grace Hopper", "Dr. Barbara Liskov", "Dr. Ada Lovelace"]
     assert spy.resets.count() == 0
 
 
 def test_a_renamed_faculty_moves_to_its_new_place(model: FacultyListModel) -> None:
     spy = Spy(model)
     model.apply_change(view(5, "Dr. Marie Curie", "Biology", version=2))
-    assert spy.moved.count() == 1
+    assert (spy.removed.count(), spy.inserted.count()) == (1, 1)
+    assert spy.inserted.at(0)[1:] == [0, 0]
     assert names(model)[0] == "Dr. Marie Curie"
     assert model.row_of(5) == 0
-    assert spy.data_changed == [(0, 0)]
     assert [model.row_of(v.id) for v in model.views()] == list(range(6))
 
 
@@ -156,9 +241,10 @@ def test_only_the_first_load_resets_and_a_resync_is_applied_as_a_diff() -> None:
     fresh.append(view(7, "Dr. Alan Turing", CS))  # added
     m.apply_resync(fresh)
     assert spy.resets.count() == 0
-    assert (spy.removed.count(), spy.inserted.count()) == (1, 1)
-    assert len(spy.data_changed) == 1  # only the row that changed
-    assert m.views() == sorted(fresh, key=lambda v: (v.department.lower(), v.name.lower(), v.id))
+    # 2 gone, 7 new, and 1 moved behind Lovelace (out and in): nothing else touched.
+    assert (spy.removed.count(), spy.inserted.count()) == (2, 2)
+    assert spy.data_changed == []
+    assert m.views() == sorted(fresh, key=lambda v: board_key(v, grouped=True))
 
     unchanged = Spy(m)
     m.apply_resync(fresh)
@@ -172,20 +258,26 @@ def test_an_offline_desk_shows_offline_whatever_its_status(model: FacultyListMod
     assert "Offline" in index.data(Qt.ItemDataRole.AccessibleTextRole)
 
 
-def test_relative_times_follow_the_clock_with_one_signal_per_refresh() -> None:
-    now = [T0]
+def test_since_texts_say_what_the_status_means_and_follow_the_day() -> None:
+    now = [T0 + timedelta(minutes=5)]
     m = FacultyListModel(clock=lambda: now[0])
-    m.apply_resync([view(1, "A", updated_at=T0), view(2, "B", updated_at=T0)])
+    since = T0 - timedelta(minutes=1)
+    m.apply_resync(
+        [
+            view(1, "A", updated_at=T0, status_since=since),
+            view(2, "B", status="busy", updated_at=T0, status_since=since),
+        ]
+    )
     m.refresh_times()
-    assert m.index(0).data(FacultyRole.UPDATED_TEXT) == "updated just now"
-    now[0] = T0 + timedelta(minutes=2, seconds=10)
+    local = since.astimezone()
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    assert m.index(0).data(FacultyRole.SINCE_TEXT) == f"available since {clock}"
+    assert m.index(1).data(FacultyRole.SINCE_TEXT) == f"busy since {clock}"
+    now[0] = since + timedelta(days=1)
     spy = Spy(m)
     m.refresh_times()
     assert spy.data_changed == [(0, 1)]
-    assert m.index(0).data(FacultyRole.UPDATED_TEXT) == "updated 2 min ago"
-    now[0] = T0 + timedelta(hours=3)
-    m.refresh_times()
-    assert m.index(1).data(FacultyRole.UPDATED_TEXT) == "updated 3 h ago"
+    assert m.index(0).data(FacultyRole.SINCE_TEXT) == f"available since yesterday {clock}"
 
 
 def test_search_is_case_and_accent_insensitive_and_matches_every_word(
@@ -197,7 +289,7 @@ def test_search_is_case_and_accent_insensitive_and_matches_every_word(
     proxy.set_search_text("MATH emmy")
     assert names(proxy) == ["Dr. Emmy Noether"]
     proxy.set_search_text("physics")
-    assert names(proxy) == ["Dr. José Martí", "Dr. Marie Curie"]
+    assert names(proxy) == ["Dr. Marie Curie", "Dr. José Martí"]
     proxy.set_search_text("")
     assert proxy.rowCount() == 6
 
@@ -208,7 +300,7 @@ def test_department_and_available_only_narrow_and_the_summary_ignores_the_toggle
     proxy = FacultyFilterModel(model)
     assert proxy.summary().text() == "2 of 6 available"  # Gödel's desk is offline
     proxy.set_department(CS)
-    assert names(proxy) == ["Dr. Ada Lovelace", "Dr. Grace Hopper"]
+    assert names(proxy) == ["Dr. Grace Hopper", "Dr. Ada Lovelace"]
     assert proxy.summary().text() == "1 of 2 available"
     proxy.set_available_only(True)
     assert names(proxy) == ["Dr. Grace Hopper"]

@@ -9,12 +9,15 @@ rows while a driver thread, on its own autocommit connection, commits
   tick fires; the longest lateness is the longest the board could not react.
 * **commit -> model**: the driver notes ``perf_counter()`` when each commit
   returns, by (faculty id, row version). The model notes when ``dataChanged``
-  for that row is processed on the GUI thread with that version *or a newer
-  one* (the listener coalesces bursts, so an intermediate version may never
-  be shown: the row jumps straight to the newer state, which is what a
-  student sees). Every change is counted here.
+  (or, for a row that changed its place, ``rowsInserted``) for that row is
+  processed on the GUI thread with that version *or a newer one* (the
+  listener coalesces bursts, so an intermediate version may never be shown:
+  the row jumps straight to the newer state, which is what a student sees).
+  Every change is counted here.
 * **commit -> paint**: when the card delegate actually paints that row at that
-  version or newer. Painting does happen offscreen (the offscreen platform
+  version or newer, for the changes whose card was on screen when they reached
+  the board (cards move with their status, so others may come into view only
+  much later). Painting does happen offscreen (the offscreen platform
   renders into an image), but only the cards on screen are ever painted, so
   this covers the changes to the ~10 visible cards only; the count is reported.
 
@@ -233,6 +236,24 @@ def _shown_latencies(
     return latencies
 
 
+def _covering(
+    committed: dict[tuple[int, int], float], arrived: dict[tuple[int, int], bool]
+) -> dict[tuple[int, int], bool]:
+    """For each commit, the flag of the first arrival of its row at that version or newer."""
+    by_id: dict[int, list[tuple[int, bool]]] = defaultdict(list)
+    for (faculty_id, version), flag in arrived.items():
+        by_id[faculty_id].append((version, flag))
+    for entries in by_id.values():
+        entries.sort()
+    result: dict[tuple[int, int], bool] = {}
+    for key in committed:
+        entries = by_id.get(key[0], [])
+        i = bisect.bisect_left(entries, (key[1], False))
+        if i < len(entries):
+            result[key] = entries[i][1]
+    return result
+
+
 def _run_loop(seconds: float) -> None:
     loop = QEventLoop()
     QTimer.singleShot(round(seconds * 1000), loop.quit)
@@ -241,6 +262,43 @@ def _run_loop(seconds: float) -> None:
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
+
+
+def _record_applied(
+    window: KioskWindow, on_screen: dict[tuple[int, int], bool]
+) -> dict[tuple[int, int], float]:
+    """When each (faculty id, version) reached the model on the GUI thread; and, in
+    ``on_screen``, whether its card was on screen once the board had laid it out."""
+    applied: dict[tuple[int, int], float] = {}
+    board = window.board
+
+    def visible(key: tuple[int, int]) -> None:
+        row = window.model.row_of(key[0])
+        if row is None:
+            return
+        index = board.proxy.mapFromSource(window.model.index(row))
+        on_screen[key] = board.grid.visualRect(index).intersects(board.grid.viewport().rect())
+
+    def on_data_changed(top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()) -> None:
+        if roles and FacultyRole.SINCE_TEXT in roles:
+            return
+        now = time.perf_counter()
+        for row in range(top.row(), bottom.row() + 1):
+            view = window.model.view_at(row)
+            key = (view.id, view.version)
+            if key not in applied:
+                applied[key] = now
+                # After the board's own (zero-time) relayout: where the card is now.
+                QTimer.singleShot(0, lambda key=key: visible(key))
+
+    def on_rows_inserted(_parent: QModelIndex, first: int, last: int) -> None:
+        # A row whose place in the board order changed comes back as an insertion.
+        model = window.model
+        on_data_changed(model.index(first), model.index(last))
+
+    window.model.dataChanged.connect(on_data_changed)
+    window.model.rowsInserted.connect(on_rows_inserted)
+    return applied
 
 
 def measure_kiosk(
@@ -264,17 +322,8 @@ def measure_kiosk(
     window = KioskWindow(database_url, listener_name="consultease-kiosk-bench")
     recorder = _RecordingDelegate()
     window.board.use_delegate(recorder)
-    applied: dict[tuple[int, int], float] = {}
-
-    def on_data_changed(top: QModelIndex, bottom: QModelIndex, roles: Sequence[int] = ()) -> None:
-        if roles and FacultyRole.UPDATED_TEXT in roles:
-            return
-        now = time.perf_counter()
-        for row in range(top.row(), bottom.row() + 1):
-            view = window.model.view_at(row)
-            applied.setdefault((view.id, view.version), now)
-
-    window.model.dataChanged.connect(on_data_changed)
+    on_screen: dict[tuple[int, int], bool] = {}
+    applied = _record_applied(window, on_screen)
     probe = _StallProbe()
     try:
         window.resize(*size)
@@ -305,7 +354,12 @@ def measure_kiosk(
 
     committed = driver.committed
     to_model = _shown_latencies(committed, applied)
-    to_paint = _shown_latencies(committed, recorder.painted)
+    # Only changes whose card was on screen when they arrived can be painted at once;
+    # with cards that move (status first), a card may come into view much later.
+    seen = _covering(committed, on_screen)
+    to_paint = _shown_latencies(
+        {key: at for key, at in committed.items() if seen.get(key)}, recorder.painted
+    )
     lateness = sorted(probe.lateness)
     return {
         "faculty": faculty,
