@@ -87,15 +87,16 @@ _INPUT_EVENTS = frozenset(
 
 
 class BoardLayout(enum.StrEnum):
+    COMPACT = "compact"
+    """The default. No headings: everyone, available first, by surname, on smaller
+    cards, so the first screen answers "who is free now?" for every department."""
     DEPARTMENTS = "departments"
     """A heading per department; in each, available first, by surname."""
-    COMPACT = "compact"
-    """No headings: everyone, available first, by surname, on smaller cards."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BoardOptions:
-    layout: BoardLayout = BoardLayout.DEPARTMENTS
+    layout: BoardLayout = BoardLayout.COMPACT
     large_type: bool = False
 
     @property

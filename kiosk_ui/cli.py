@@ -16,9 +16,9 @@ def register(subparsers: Any) -> None:
     )
     kiosk.add_argument(
         "--layout",
-        choices=("departments", "compact"),
-        default="departments",
-        help="a heading per department (default), or everyone on smaller cards",
+        choices=("compact", "departments"),
+        default="compact",
+        help="everyone, available first, on compact cards (default), or a heading per department",
     )
     kiosk.add_argument(
         "--large-type", action="store_true", help="bigger cards and type, for a wall screen"

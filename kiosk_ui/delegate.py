@@ -4,7 +4,7 @@ A card reads everything it shows from the model's roles, so the delegate only
 lays out and draws. Normal cards, top to bottom:
 
     | Dr. Subrahmanyan Chandrasekhar        |   name: shortened, never losing the surname
-    | Physics · Room P-103                  |   the department is elided before the room
+    | Room P-103 · Physics                  |   the department is elided, never the room
     | [ Available ]  since 11:02            |   the chip and the time read as one
     | [      Request consultation      ]    |   only with an action provider
 
@@ -299,24 +299,22 @@ class CardDelegate(QStyledItemDelegate):
         return CardLayout(card=card, stripe=stripe, chip=chip, action=action_rect, runs=tuple(runs))
 
     def _detail(self, department: str, room: str, rect: QRect) -> TextRun:
-        """``Physics · Room P-103``: the department gives way first, the room stays."""
-        if not self._show_department:
-            full = f"Room {room}" if room else "No room set"
-            text = self._elide(full, self._detail_font, rect.width())
-            return self._run("detail", text, full, rect, self._detail_font, colour=theme.MUTED)
-        room_part = f" · Room {room}" if room else " · No room set"
-        full = department + room_part
+        """``Room P-103 · Physics``: the room comes first, since it is where a student
+        goes next; when the line is short the department gives way, never the room."""
+        room_part = f"Room {room}" if room else "No room set"
         font = self._detail_font
+        if not self._show_department:
+            text = self._elide(room_part, font, rect.width())
+            return self._run("detail", text, room_part, rect, font, colour=theme.MUTED)
+        full = f"{room_part} · {department}"
         if _width(font, full) <= rect.width():
             text = full
         else:
-            room_width = _width(font, room_part)
-            if room_width < rect.width() * 0.6:
-                text = self._elide(department, font, rect.width() - room_width) + room_part
+            rest = rect.width() - _width(font, room_part + " · ")
+            if rest >= _width(font, department[:3] + "…"):
+                text = f"{room_part} · " + self._elide(department, font, rest)
             else:
-                text = self._elide(full, font, rect.width())
-            if _width(font, text) > rect.width():
-                text = self._elide(full, font, rect.width())
+                text = self._elide(room_part, font, rect.width())
         return self._run("detail", text, full, rect, font, colour=theme.MUTED)
 
     def _since(self, since: str, rect: QRect) -> TextRun:

@@ -40,7 +40,7 @@ class Shot:
     file: str
     width: int
     height: int
-    layout: str = "departments"
+    layout: str = "compact"
     large_type: bool = False
 
 
@@ -48,7 +48,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot(file="kiosk-800x480.png", width=800, height=480),
     Shot(file="kiosk-1024x600.png", width=1024, height=600),
     Shot(file="kiosk-1920x1080.png", width=1920, height=1080),
-    Shot(file="kiosk-1024x600-compact.png", width=1024, height=600, layout="compact"),
+    Shot(file="kiosk-1024x600-departments.png", width=1024, height=600, layout="departments"),
     Shot(file="kiosk-1920x1080-large-type.png", width=1920, height=1080, large_type=True),
 )
 

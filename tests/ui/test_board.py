@@ -32,7 +32,8 @@ from tests.ui.support import (
 )
 
 COMPACT = BoardOptions(layout=BoardLayout.COMPACT)
-LARGE = BoardOptions(large_type=True)
+DEPARTMENTS = BoardOptions(layout=BoardLayout.DEPARTMENTS)
+LARGE = BoardOptions(layout=BoardLayout.DEPARTMENTS, large_type=True)
 
 
 def card(window: KioskWindow, faculty_id: int) -> str | None:
@@ -73,7 +74,7 @@ def test_cards_go_available_busy_away_offline_by_surname_under_department_headin
     qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
 ) -> None:
     ids = seed_board(db, 30)
-    with running_kiosk(qtbot, database_url) as window:
+    with running_kiosk(qtbot, database_url, options=DEPARTMENTS) as window:
         views = shown_views(window)
         assert views == sorted(views, key=lambda v: board_key(v, grouped=True))
         physics = [v for v in views if v.department == "Physics"]
@@ -212,7 +213,7 @@ def test_every_filter_change_scrolls_back_to_the_top(
     qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
 ) -> None:
     seed_roster(db, 120)
-    with running_kiosk(qtbot, database_url) as window:
+    with running_kiosk(qtbot, database_url, options=DEPARTMENTS) as window:
         board = window.board
         bar = board.grid.verticalScrollBar()
 
@@ -338,7 +339,7 @@ def assert_no_text_is_cut(runs: Any, card_rect: QRect) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "options", [BoardOptions(), COMPACT, LARGE], ids=["cards", "compact", "large"]
+    "options", [DEPARTMENTS, COMPACT, LARGE], ids=["departments", "compact", "large"]
 )
 def test_at_800x480_the_longest_names_keep_their_surname_and_nothing_is_cut_silently(
     qtbot: QtBot, database_url: str, db: psycopg.Connection[Any], options: BoardOptions
@@ -377,7 +378,7 @@ def test_a_bigger_screen_gets_more_columns_of_the_same_cards(
     seed_roster(db)
     cells = {}
     for size in ((800, 480), (1024, 600), (1920, 1080)):
-        with running_kiosk(qtbot, database_url, size=size) as window:
+        with running_kiosk(qtbot, database_url, size=size, options=DEPARTMENTS) as window:
             cells[size] = (window.board.grid.columns, window.board.grid.cell_size.height())
     assert [columns for columns, _ in cells.values()] == [2, 3, 6]
     assert len({height for _, height in cells.values()}) == 1, "cards do not grow"
@@ -482,7 +483,7 @@ def test_new_and_deactivated_faculty_come_and_go_in_board_order(
     qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
 ) -> None:
     ids = seed_board(db, 8)
-    with running_kiosk(qtbot, database_url) as window:
+    with running_kiosk(qtbot, database_url, options=DEPARTMENTS) as window:
         new_id = add_faculty(db, name="Dr. Anita Borg", department="Computer Science", room="CS-1")
         qtbot.waitUntil(lambda: window.model.row_of(new_id) is not None, timeout=1000)
         views = shown_views(window)
@@ -497,7 +498,7 @@ def test_every_touch_target_is_at_least_48_px(
     qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
 ) -> None:
     seed_board(db, 30)
-    with running_kiosk(qtbot, database_url, size=(800, 480)) as window:
+    with running_kiosk(qtbot, database_url, size=(800, 480), options=DEPARTMENTS) as window:
         qtbot.mouseClick(window.board.search_box, Qt.MouseButton.LeftButton)
         qtbot.waitUntil(window.keyboard.isVisible, timeout=1000)
         targets = [
