@@ -16,6 +16,7 @@ from consultease.ingest.service import (
     DEFAULT_QUEUE_SIZE,
     IngestService,
 )
+from consultease.ingest.state_publisher import StateMode
 from consultease.ingest.transport import MqttProtocol
 
 log = logging.getLogger(__name__)
@@ -77,10 +78,20 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
     )
     parser.add_argument(
+        "--state",
+        dest="state_mode",
+        choices=[m.value for m in StateMode],
+        default=StateMode.PROCESS.value,
+        help="where retained faculty state for the desks is published from: a child "
+        "process of its own (default), threads of this one, or off (another "
+        "`consultease state-publisher` does it); each has its own broker connection",
+    )
+    parser.add_argument(
         "--no-state",
-        dest="publish_state",
-        action="store_false",
-        help="do not publish retained faculty state to the desks",
+        dest="state_mode",
+        action="store_const",
+        const=StateMode.OFF.value,
+        help="the same as --state off",
     )
     parser.set_defaults(func=run_ingest)
 
@@ -97,7 +108,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         shared_group=args.shared,
         batch_size=args.batch_size,
         queue_size=args.queue_size,
-        publish_state=args.publish_state,
+        state_mode=StateMode(args.state_mode),
         metrics_port=args.metrics_port,
         ca_file=args.mqtt_ca_file,
     )

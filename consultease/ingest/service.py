@@ -14,8 +14,11 @@ Threads, and what each may touch:
   never loss; a redelivered message is a duplicate by the ordering rules.
 - **the sweeper** sets desks offline after ``offline_after`` seconds of
   silence, on its own connection.
-- **the state publisher** (``consultease.ingest.state_publisher``) runs on the
-  listener's thread and publishes retained ``…/state`` messages.
+- **the state publisher** (``consultease.ingest.state_publisher``) publishes
+  retained ``…/state`` messages on a broker connection of its own: by default
+  in a supervised child process (``consultease.ingest.state_process``), so
+  neither its interpreter time nor its packets compete with this service's;
+  ``state_mode="thread"`` keeps it in this process.
 
 Acknowledgements never cross connections: a message is acked only on the
 connection it arrived on. After a reconnect the broker redelivers what was not
@@ -53,7 +56,8 @@ from consultease.domain import (
 )
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
 from consultease.ingest.metrics import UNPARSED, IngestMetrics, MetricsServer
-from consultease.ingest.state_publisher import StatePublisher
+from consultease.ingest.state_process import StateProcess
+from consultease.ingest.state_publisher import StateMode, StateService
 from consultease.ingest.stats import Counters, IngestStats
 from consultease.ingest.store import Store
 from consultease.ingest.transport import BufferedClient, MqttProtocol
@@ -132,6 +136,7 @@ class IngestService:
         batch_size: int = DEFAULT_BATCH_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         publish_state: bool = True,
+        state_mode: StateMode | str = StateMode.PROCESS,
         metrics_registry: CollectorRegistry | None = None,
         metrics_port: int | None = None,
         ca_file: str | None = None,
@@ -152,7 +157,8 @@ class IngestService:
         self.shared_group = shared_group
         self.batch_size = batch_size
         self.queue_size = queue_size
-        self.publish_state = publish_state
+        self.state_mode = StateMode(state_mode) if publish_state else StateMode.OFF
+        self.publish_state = self.state_mode is not StateMode.OFF
         self.subscriptions = subscriptions(shared_group)
         self.sweep_interval = min(settings.offline_after / 3, MAX_SWEEP_INTERVAL)
         self._ca_file = ca_file
@@ -190,7 +196,7 @@ class IngestService:
         )
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep, name="ingest-sweeper", daemon=True)
-        self._state: StatePublisher | None = None
+        self._state: StateProcess | StateService | None = None
         self._metrics_server: MetricsServer | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -211,7 +217,7 @@ class IngestService:
             self.batch_size,
             self.queue_size,
             self.settings.offline_after,
-            "on" if self.publish_state else "off",
+            self.state_mode.value,
         )
         if self._metrics_port is not None:
             try:
@@ -269,7 +275,7 @@ class IngestService:
         if self._worker.is_alive():
             log.warning("ingest worker still busy at the stop deadline")
         if self._state is not None:
-            self._state.close(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            self._state.close(timeout=max(0.5, min(3.0, deadline - time.monotonic())))
         if self._started:
             # Queued acks leave before the DISCONNECT packet: paho writes in order.
             self._client.disconnect()
@@ -602,9 +608,26 @@ class IngestService:
     # -- closing the loop ------------------------------------------------------
 
     def _start_state_publisher(self) -> None:
-        self._state = StatePublisher.start_for(
-            self.database_url, client=self._client, on_published=self._count_state_published
-        )
+        client_id = f"{self.client_id}-state"
+        if self.state_mode is StateMode.PROCESS:
+            assert self.settings.mqtt_url is not None  # mqtt_endpoint() checked it
+            self._state = StateProcess(
+                database_url=self.database_url,
+                mqtt_url=self.settings.mqtt_url,
+                client_id=client_id,
+                ca_file=self._ca_file,
+                on_published=self._count_state_published,
+                verbose=log.isEnabledFor(logging.DEBUG),
+            )
+        else:
+            self._state = StateService(
+                self.database_url,
+                self.endpoint,
+                client_id=client_id,
+                ca_file=self._ca_file,
+                on_published=self._count_state_published,
+            )
+        self._state.start()
 
     def _count_state_published(self, count: int) -> None:
         self.metrics.state_published.inc(count)
