@@ -134,8 +134,9 @@ def test_the_ingest_publishes_state_from_a_child_process_on_its_own_connection(
     finally:
         watcher.close()
     log = (broker.data_dir / "mosquitto.log").read_text()
-    assert f"as {client_id}-state" in log, "the state publisher has a connection of its own"
-    assert f"as {client_id} " in log or f"as {client_id}\n" in log or f"as {client_id}(" in log
+    # mosquitto logs "New client connected from HOST:PORT as CLIENT_ID (p2, c1, k30, …)".
+    assert f" as {client_id} (" in log, "the ingest service's own connection"
+    assert f" as {client_id}-state (" in log, "the state publisher's, a second one"
 
 
 @pytest.mark.slow
