@@ -13,7 +13,9 @@ Threads, and what each may touch:
   (``manual_ack``). A crash before the commit therefore means redelivery,
   never loss; a redelivered message is a duplicate by the ordering rules.
 - **the sweeper** sets desks offline after ``offline_after`` seconds of
-  silence, on its own connection.
+  silence, on its own connection, and guards the NOTIFY queue: above the
+  usage threshold it drops sessions that stall it
+  (``consultease.db.notify_guard``).
 - **the state publisher** (``consultease.ingest.state_publisher``) publishes
   retained ``…/state`` messages on a broker connection of its own: by default
   in a supervised child process (``consultease.ingest.state_process``), so
@@ -45,6 +47,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from consultease.config import MqttEndpoint, Settings
 from consultease.db.connection import describe_database
+from consultease.db.notify_guard import NotifyQueueGuard
 from consultease.domain import (
     Inbound,
     Outcome,
@@ -582,28 +585,47 @@ class IngestService:
     # -- the sweeper -----------------------------------------------------------
 
     def _sweep(self) -> None:
-        with Store(
+        guard = NotifyQueueGuard(
             self.database_url,
-            max_clock_skew=self.settings.max_clock_skew,
-            retry=RetryPolicy(max_attempts=None),
-            stop=self._stopping,
-            application_name="consultease-sweeper",
-        ) as store:
-            while not self._stopping.wait(self.sweep_interval):
-                try:
-                    gone = store.mark_silent_desks_offline(self.settings.offline_after)
-                except DatabaseUnavailable:
-                    continue  # only when stopping: the loop condition ends it
-                except Exception:
-                    log.exception("offline sweep failed; trying again later")
-                    continue
-                if gone:
-                    log.info(
-                        "desks silent for %.0fs set offline: %s", self.settings.offline_after, gone
-                    )
-                    self.metrics.desks_swept_offline.inc(len(gone))
-                    with self._counters.lock:
-                        self._counters.swept_offline += len(gone)
+            threshold=self.settings.notify_queue_threshold,
+            stalled_after=self.settings.stalled_after,
+        )
+        try:
+            with Store(
+                self.database_url,
+                max_clock_skew=self.settings.max_clock_skew,
+                retry=RetryPolicy(max_attempts=None),
+                stop=self._stopping,
+                application_name="consultease-sweeper",
+            ) as store:
+                while not self._stopping.wait(self.sweep_interval):
+                    self._sweep_once(store)
+                    self._guard_once(guard)
+        finally:
+            guard.close()
+
+    def _sweep_once(self, store: Store) -> None:
+        try:
+            gone = store.mark_silent_desks_offline(self.settings.offline_after)
+        except DatabaseUnavailable:
+            return  # only when stopping: the loop condition ends it
+        except Exception:
+            log.exception("offline sweep failed; trying again later")
+            return
+        if gone:
+            log.info("desks silent for %.0fs set offline: %s", self.settings.offline_after, gone)
+            self.metrics.desks_swept_offline.inc(len(gone))
+            with self._counters.lock:
+                self._counters.swept_offline += len(gone)
+
+    def _guard_once(self, guard: NotifyQueueGuard) -> None:
+        """The NOTIFY queue guard (``consultease.db.notify_guard``): it never raises
+        for a database problem, so the sweeper keeps sweeping."""
+        dropped = guard.check()
+        if guard.last_usage is not None:
+            self.metrics.notify_queue_usage.set(guard.last_usage)
+        if dropped:
+            self.metrics.stalled_sessions_dropped.inc(len(dropped))
 
     # -- closing the loop ------------------------------------------------------
 
