@@ -12,7 +12,7 @@ import pytest
 from consultease.tools.bench.cpu import _parse_instructions
 from consultease.tools.bench.ingest import phase_order
 from consultease.tools.bench.stats import Spread, match_latencies, percentile, rate_in_window
-from consultease.tools.bench.traffic import Shape, order, payload, status_for
+from consultease.tools.bench.traffic import Shape, next_status, order, payload
 
 
 def test_percentile_is_nearest_rank_and_sorts_its_input() -> None:
@@ -40,16 +40,19 @@ def test_flood_traffic_sends_bursts_of_one_desk() -> None:
 
 
 def test_every_message_of_a_desk_changes_its_status_and_is_the_current_format() -> None:
-    statuses = [status_for(v) for v in range(1, 10)]
-    assert all(a != b for a, b in itertools.pairwise(statuses))
-    message = json.loads(payload(42, 2**32 + 5, 1_700_000_000_000))
+    for start in ("available", "busy", "away"):
+        statuses = [start]
+        for _ in range(6):
+            statuses.append(next_status(statuses[-1]))
+        assert all(a != b for a, b in itertools.pairwise(statuses)), statuses
+    assert next_status("") in ("available", "busy", "away")
+    message = json.loads(payload(42, "busy", 2**32 + 5, 1_700_000_000_000))
     assert message == {
-        "status": status_for(2**32 + 5),
+        "status": "busy",
         "version": 2**32 + 5,
         "ts": 1_700_000_000_000,
         "desk_id": "bench-42",
     }
-    assert message["status"] in ("available", "busy", "away")
 
 
 def test_latency_counts_every_message_a_later_write_covered() -> None:

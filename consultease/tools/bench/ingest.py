@@ -168,6 +168,7 @@ class Paced:
     latency_p99_ms: float
     latency_samples: int
     undelivered: int
+    unchanged: int
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -252,7 +253,7 @@ def summarise(rounds: Sequence[Round]) -> dict[str, Spread]:
         "flat_out_p50_ms": Spread.of(r.service.latency_p50_ms for r in rounds),
         "flat_out_p99_ms": Spread.of(r.service.latency_p99_ms for r in rounds),
         "undelivered": Spread.of(r.service.undelivered + r.paced.undelivered for r in rounds),
-        "unchanged": Spread.of(r.service.unchanged for r in rounds),
+        "unchanged": Spread.of(r.service.unchanged + r.paced.unchanged for r in rounds),
         "paced_achieved_per_second": Spread.of(r.paced.achieved_per_second for r in rounds),
         "paced_p50_ms": Spread.of(r.paced.latency_p50_ms for r in rounds),
         "paced_p99_ms": Spread.of(r.paced.latency_p99_ms for r in rounds),
@@ -321,6 +322,15 @@ def baseline_update_notify(database_url: str, *, duration: float, rows: int) -> 
     finally:
         delete_bench_rows(database_url, ids)
     return done / elapsed
+
+
+def current_statuses(database_url: str, ids: Sequence[int]) -> dict[int, str]:
+    """The status each bench row holds now (the traffic starts from it)."""
+    with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
+        rows = conn.execute(
+            "SELECT id, status FROM faculty WHERE id = ANY(%s)", (list(ids),)
+        ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
 
 
 def desk_versions(database_url: str, ids: Sequence[int]) -> dict[int, int | None]:
@@ -438,6 +448,7 @@ class Traffic:
         version_base: int,
         prefix: str = FACULTY_TOPIC_PREFIX,
         rate: float | None = None,
+        statuses: dict[int, str] | None = None,
     ) -> None:
         self.output = workdir / f"traffic-{uuid.uuid4().hex[:8]}.json"
         self._child = _Child(
@@ -454,6 +465,7 @@ class Traffic:
                 "connections": options.connections,
                 "inflight": options.inflight,
                 "version_base": version_base,
+                "statuses": statuses or {},
                 "topic_prefix": prefix,
                 "output": str(self.output),
             },
@@ -811,7 +823,12 @@ def _service_window(
     if run.broker_pid is not None:
         groups["broker"] = [run.broker_pid]
     with Traffic(
-        run.endpoints, run.ids, options, workdir=run.workdir, version_base=run.version_base()
+        run.endpoints,
+        run.ids,
+        options,
+        workdir=run.workdir,
+        version_base=run.version_base(),
+        statuses=current_statuses(run.database_url, run.ids),
     ) as traffic:
         traffic.go()
         time.sleep(options.warmup)
@@ -877,6 +894,7 @@ def _paced_window(run: _Run, ingest: IngestProcess, clock: NotificationClock) ->
         workdir=run.workdir,
         version_base=run.version_base(),
         rate=options.offered_rate,
+        statuses=current_statuses(run.database_url, run.ids),
     ) as traffic:
         started = traffic.go()
         # The first seconds (every connection's first messages at once) are warm-up.
@@ -901,6 +919,7 @@ def _paced_window(run: _Run, ingest: IngestProcess, clock: NotificationClock) ->
         latency_p99_ms=latencies.p(0.99),
         latency_samples=latencies.samples,
         undelivered=latencies.undelivered,
+        unchanged=latencies.unchanged,
     )
 
 

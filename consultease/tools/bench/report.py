@@ -54,7 +54,7 @@ def render(figures: BenchFigures) -> Table:
         (f"publish→notification p99 at {o.offered_rate:,.0f}/s offered",
          _fmt(s["paced_p99_ms"], "{:,.1f} ms")),
         ("  sent per second in that window", _fmt(s["paced_achieved_per_second"])),
-        ("  messages lost or never applied (all phases)", _fmt(s["undelivered"])),
+        ("  messages lost or never applied", _fmt(s["undelivered"])),
         ("  messages applied but coalesced into no visible change", _fmt(s["unchanged"])),
         ("CPU per applied update, ingest process",
          _fmt(s["ingest_cpu_us_per_update"], "{:,.0f} µs")),

@@ -12,7 +12,8 @@ Two shapes (``order``):
 
 Each message is the current desk format of SPEC 3.1 (``status``, ``version``,
 ``ts``, ``desk_id``) at QoS 1, and changes the status (three statuses in
-turn), so every applied message is a visible change. Versions start at
+turn, starting after the status each row holds, given in ``statuses``), so
+every message applied on its own is a visible change. Versions start at
 ``version_base`` + 1 for every desk and grow by one per message, so phases
 of one run with growing bases never look stale to the ordering rules.
 
@@ -76,15 +77,18 @@ def order(ids: Sequence[int], shape: Shape, *, burst: int = DEFAULT_BURST) -> It
     return itertools.cycle([faculty_id for faculty_id in ids for _ in range(burst)])
 
 
-def status_for(version: int) -> str:
-    """The status a bench desk reports at ``version``: a change at every step."""
-    return STATUSES[version % len(STATUSES)]
-
-
-def payload(faculty_id: int, version: int, ts_ms: int) -> bytes:
+def next_status(status: str) -> str:
+    """The status a bench desk reports after ``status``: always a change."""
     return (
-        f'{{"status":"{status_for(version)}","version":{version},"ts":{ts_ms},'
-        f'"desk_id":"bench-{faculty_id}"}}'
+        STATUSES[(STATUSES.index(status) + 1) % len(STATUSES)]
+        if status in STATUSES
+        else STATUSES[0]
+    )
+
+
+def payload(faculty_id: int, status: str, version: int, ts_ms: int) -> bytes:
+    return (
+        f'{{"status":"{status}","version":{version},"ts":{ts_ms},"desk_id":"bench-{faculty_id}"}}'
     ).encode()
 
 
@@ -222,6 +226,8 @@ def _publish(
     lane = {faculty_id: connections[k % len(connections)] for k, faculty_id in enumerate(ids)}
     topics = {faculty_id: f"{prefix}{faculty_id}/status" for faculty_id in ids}
     versions = dict.fromkeys(ids, int(orders["version_base"]))
+    # Each desk starts from the status its row holds, so its first message changes it too.
+    statuses = {int(k): str(v) for k, v in orders.get("statuses", {}).items()}
     sent: list[tuple[int, int, float]] = []
     started = time.time()
     deadline = started + float(orders["duration"])
@@ -238,7 +244,10 @@ def _publish(
             return sent
         version = versions[faculty_id] + 1
         versions[faculty_id] = version
-        connection.publish(topics[faculty_id], payload(faculty_id, version, int(now * 1000)))
+        status = statuses[faculty_id] = next_status(statuses.get(faculty_id, ""))
+        connection.publish(
+            topics[faculty_id], payload(faculty_id, status, version, int(now * 1000))
+        )
         sent.append((faculty_id, version, now))
         if n % 64 == 0:
             loop.poll(0)  # read the acknowledgements that have arrived
