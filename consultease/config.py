@@ -76,6 +76,19 @@ def _float_setting(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+LIVE_UPDATE_MODES = ("listen", "broker")
+"""The values of ``Settings.live_updates``; the first is the default."""
+
+
+def _choice_setting(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
 def _fraction_setting(env: Mapping[str, str], name: str, default: float) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
@@ -107,6 +120,13 @@ class Settings:
     ingest service's guard drops stalled sessions."""
     stalled_after: float = DEFAULT_STALLED_AFTER
     """Seconds a session must have been stalled before the guard may drop it."""
+    live_updates: str = "listen"
+    """Where a kiosk gets live updates: ``listen`` (a LISTEN connection of its own on
+    the primary) or ``broker`` (the retained state on the broker, rows read from
+    ``read_database_url``); see ``consultease.live.feed``."""
+    read_database_url: str | None = None
+    """Where a kiosk in ``broker`` mode reads rows (a replica, pgbouncer); default
+    ``database_url``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,6 +146,8 @@ class Settings:
             stalled_after=_float_setting(
                 env, "CONSULTEASE_LISTENER_STALLED_AFTER", DEFAULT_STALLED_AFTER
             ),
+            live_updates=_choice_setting(env, "CONSULTEASE_LIVE_UPDATES", LIVE_UPDATE_MODES),
+            read_database_url=env.get("CONSULTEASE_READ_DATABASE_URL") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

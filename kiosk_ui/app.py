@@ -21,7 +21,8 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
 from consultease.config import Settings
-from kiosk_ui.window import KioskWindow
+from consultease.live.feed import make_feed
+from kiosk_ui.window import LISTENER_NAME, KioskWindow
 
 log = logging.getLogger(__name__)
 
@@ -61,11 +62,21 @@ def quit_on_signals(app: QCoreApplication) -> Iterator[None]:
             signal.signal(number, old if old is not None else signal.SIG_DFL)
 
 
-def run_kiosk(settings: Settings, *, admin: bool = False, fullscreen: bool = False) -> int:
-    """Show the board until the window closes or a signal arrives; the exit code."""
+def run_kiosk(
+    settings: Settings,
+    *,
+    admin: bool = False,
+    fullscreen: bool = False,
+    ca_file: str | None = None,
+) -> int:
+    """Show the board until the window closes or a signal arrives; the exit code.
+
+    Live updates come from ``settings.live_updates`` (``consultease.live.feed``).
+    """
     database_url = settings.require_database_url()
+    feed = make_feed(settings, application_name=LISTENER_NAME, ca_file=ca_file)
     app = application()
-    window = KioskWindow(database_url)
+    window = KioskWindow(database_url, feed=feed)
     # The window says when it closed, rather than Qt quitting on "last window
     # closed": that would post a second quit which, landing after exec()
     # returned, makes every later event loop in the process return at once

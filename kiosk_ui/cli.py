@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from consultease.config import LIVE_UPDATE_MODES
 from consultease.extras import require_extra
 
 
@@ -12,6 +13,23 @@ def register(subparsers: Any) -> None:
     kiosk = subparsers.add_parser("kiosk", help="the touchscreen board (PySide6)")
     kiosk.add_argument("--admin", action="store_true", help="open the admin login")
     kiosk.add_argument("--fullscreen", action="store_true")
+    kiosk.add_argument(
+        "--live-updates",
+        choices=LIVE_UPDATE_MODES,
+        help="listen: a LISTEN connection of the kiosk's own on the database (the default, "
+        "for a site with a few kiosks); broker: follow the retained faculty state on the "
+        "broker (--mqtt-url, a kiosk login) and read rows from --read-database-url, a "
+        "replica or pgbouncer (default $CONSULTEASE_LIVE_UPDATES or listen)",
+    )
+    kiosk.add_argument(
+        "--read-database-url",
+        metavar="URL",
+        help="where the board reads faculty rows with --live-updates broker "
+        "(default $CONSULTEASE_READ_DATABASE_URL, else the database URL)",
+    )
+    kiosk.add_argument(
+        "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
+    )
     kiosk.set_defaults(func=run)
 
 
@@ -19,4 +37,9 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     require_extra("kiosk", what="`consultease kiosk`")
     from kiosk_ui.app import run_kiosk  # noqa: PLC0415 - Qt loads only for this command
 
-    return run_kiosk(settings, admin=args.admin, fullscreen=args.fullscreen)
+    settings = settings.with_overrides(
+        live_updates=args.live_updates, read_database_url=args.read_database_url
+    )
+    return run_kiosk(
+        settings, admin=args.admin, fullscreen=args.fullscreen, ca_file=args.mqtt_ca_file
+    )

@@ -1,7 +1,10 @@
 """``KioskWindow``: puts the pieces together and owns their lifetime.
 
-    FacultyListener (its own thread) --events--> ListenerBridge --queued signals-->
+    LiveFeed (its own thread) --events--> ListenerBridge --queued signals-->
         FacultyListModel (rows) --> Board (students) and AdminPanel (admins)
+
+The feed is a ``FacultyListener`` (LISTEN on the primary) unless the caller
+passes another ``consultease.live.feed.LiveFeed`` (the broker's retained state).
 
 ``start()`` subscribes the bridge, then starts the listener, so the first
 resync reaches the model. Closing the window (or ``shutdown()``) unsubscribes,
@@ -19,6 +22,7 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
+from consultease.live.feed import LiveFeed
 from consultease.live.listener import FacultyListener
 from kiosk_ui.admin_panel import AdminPanel
 from kiosk_ui.board import Board
@@ -54,6 +58,7 @@ class KioskWindow(QMainWindow):
         idle_timeout: float = 60.0,
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
+        feed: LiveFeed | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -64,7 +69,11 @@ class KioskWindow(QMainWindow):
         self._faculty_admin: FacultyAdmin | None = None
         self._closed = False
 
-        self.listener = FacultyListener(database_url, application_name=listener_name)
+        self.listener: LiveFeed = (
+            feed
+            if feed is not None
+            else FacultyListener(database_url, application_name=listener_name)
+        )
         self.model = FacultyListModel(self)
         self.bridge = ListenerBridge(self)
         self.worker = Worker(self)
