@@ -822,12 +822,13 @@ def _service_window(
     groups = {"ingest": ingest.pids()}
     if run.broker_pid is not None:
         groups["broker"] = [run.broker_pid]
+    base = run.version_base()
     with Traffic(
         run.endpoints,
         run.ids,
         options,
         workdir=run.workdir,
-        version_base=run.version_base(),
+        version_base=base,
         statuses=current_statuses(run.database_url, run.ids),
     ) as traffic:
         traffic.go()
@@ -850,14 +851,15 @@ def _service_window(
     applied = delta("consultease_ingest_messages_applied_total")
     received = delta("consultease_ingest_messages_received_total")
     batches = delta("consultease_ingest_batch_size_count")
+    committed = desk_versions(run.database_url, run.ids)
     latencies = match_latencies(
-        traffic.sent,
-        clock.arrivals,
-        since=wall0,
-        until=wall1,
-        committed=desk_versions(run.database_url, run.ids),
+        traffic.sent, clock.arrivals, since=wall0, until=wall1, committed=committed
     )
-    notified = sum(1 for t in clock.times if wall0 <= t < wall1)
+    # Row writes per applied message, over the whole phase (every message of it has
+    # been applied and notified by now), so the window's edges cannot skew it.
+    whole = match_latencies(traffic.sent, clock.arrivals, committed=committed)
+    notified = sum(1 for seen in clock.arrivals.values() for dv, _ in seen if dv > base)
+    applied_in_phase = len(traffic.sent) - whole.undelivered
     broker = None if broker0 is None or broker1 is None else broker1 - broker0
     return ServiceWindow(
         state_mode=mode.value,
@@ -868,7 +870,7 @@ def _service_window(
         mean_commit_ms=(
             delta("consultease_ingest_commit_seconds_sum") * 1000 / batches if batches else math.nan
         ),
-        notifications_per_applied=notified / applied if applied else math.nan,
+        notifications_per_applied=(notified / applied_in_phase if applied_in_phase else math.nan),
         latency_p50_ms=latencies.p(0.50),
         latency_p99_ms=latencies.p(0.99),
         latency_samples=latencies.samples,
