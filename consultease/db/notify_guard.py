@@ -172,6 +172,7 @@ class NotifyQueueGuard:
         self._application_name = application_name
         self._conn: psycopg.Connection[Any] | None = None
         self._suspects: dict[tuple[int, datetime], StalledSession] = {}
+        self._untouchable: set[tuple[int, datetime]] = set()
         self._can_drop = True
         self.last_usage: float | None = None
         self.dropped_total = 0
@@ -219,10 +220,24 @@ class NotifyQueueGuard:
 
     def _act(self, conn: psycopg.Connection[Any], usage: float) -> list[StalledSession]:
         stalled = stalled_sessions(conn, stalled_after=self.stalled_after)
-        again = [s for s in stalled if _key(s) in self._suspects]
+        again = [
+            s for s in stalled if _key(s) in self._suspects and _key(s) not in self._untouchable
+        ]
         dropped: list[StalledSession] = []
         if again:
-            result = stalled_sessions(conn, stalled_after=self.stalled_after, drop=again)
+            try:
+                result = stalled_sessions(conn, stalled_after=self.stalled_after, drop=again)
+            except pg_errors.InsufficientPrivilege as exc:
+                # The listing worked, so it is ending one of them that is not allowed
+                # (a superuser's session, when the guard's role is not one): leave them.
+                self._untouchable.update(_key(s) for s in again)
+                log.error(
+                    "NOTIFY queue %.3f%% full: may not drop %s (%s)",
+                    usage * 100,
+                    "; ".join(s.describe() for s in again),
+                    first_line(exc),
+                )
+                return []
             dropped = [s for s in result if s.dropped]
         gone = {_key(s) for s in dropped}
         self._suspects = {_key(s): s for s in stalled if _key(s) not in gone}
