@@ -42,6 +42,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from consultease.config import MqttEndpoint
 from consultease.domain import FacultyView
 from consultease.errors import ConfigError
+from consultease.ingest.transport import BufferedClient
 from consultease.live.listener import (
     FacultyChanged,
     FacultyListener,
@@ -291,11 +292,14 @@ class StateService:
         self._client = self._make_client(ca_file)
         self._connected = threading.Event()
         self._started = False
+        self._closing = False
 
     def _make_client(self, ca_file: str | None) -> mqtt.Client:
         # MQTT 3.1.1, clean session: every broker speaks it, and after a reconnect
         # everything is republished anyway, so a kept session would only replay.
-        client = mqtt.Client(
+        # The ingest service's client: a burst of PUBACKs is read in one recv, not
+        # three per acknowledgement.
+        client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=mqtt.MQTTv311,
@@ -342,6 +346,7 @@ class StateService:
     def close(self, timeout: float = 2.0) -> None:
         """Stop the listener, send what is due, disconnect cleanly, join every thread."""
         self.publisher.close(timeout)
+        self._closing = True
         if self._started:
             self._client.disconnect()
             self._client.loop_stop()
@@ -382,6 +387,6 @@ class StateService:
         properties: Properties | None,
     ) -> None:
         self.publisher.link_down()
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._closing:
             log.warning("state publisher lost the broker (%s); reconnecting", reason_code)
         self._connected.clear()

@@ -149,3 +149,29 @@ def test_removed_and_deactivated_faculty_are_cleared(
         timeout=5,
         message="empty retained payloads",
     )
+
+
+def test_several_changes_of_a_row_committed_together_are_published_once(
+    db: psycopg.Connection[Any], recorder: Recorder, publisher: StatePublisher
+) -> None:
+    faculty_id = add_faculty(db, status="away")
+    other = add_faculty(db, status="away")
+    wait_until(
+        lambda: recorder.count(faculty_id) == 1 and recorder.count(other) == 1,
+        timeout=5,
+        message="the first states",
+    )
+    with db.transaction():  # one batch of the ingest service: one commit, many rows
+        for status in ("available", "busy", "away", "busy"):
+            db.execute("UPDATE faculty SET status = %s WHERE id = %s", (status, faculty_id))
+        db.execute("UPDATE faculty SET status = 'available' WHERE id = %s", (other,))
+    wait_until(
+        lambda: (
+            (recorder.state(faculty_id) or {}).get("version") == 5
+            and (recorder.state(other) or {}).get("version") == 2
+        ),
+        timeout=5,
+        message="the committed rows",
+    )
+    assert recorder.count(faculty_id) == 2, "four changes in one commit: one state message"
+    assert recorder.count(other) == 2
