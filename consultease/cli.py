@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "consultease.commands.db",
     "consultease.commands.faculty",
     "consultease.commands.ingest",
+    "consultease.commands.state",
     "consultease.commands.health",
     "consultease.commands.admin_users",
     "consultease.commands.audit",

@@ -16,6 +16,11 @@ from consultease.errors import ConfigError
 
 DEFAULT_OFFLINE_AFTER = 90.0
 DEFAULT_MAX_CLOCK_SKEW = 300.0
+DEFAULT_NOTIFY_QUEUE_THRESHOLD = 0.001
+"""0.1 % of pg_notify's queue (8 MB of its 8 GB, some 40,000 faculty notifications
+behind). A queue that every listener reads stays within a few pages (~0.001 %)."""
+DEFAULT_STALLED_AFTER = 60.0
+"""Seconds a session must have been stalled before the NOTIFY guard counts it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,6 +76,32 @@ def _float_setting(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+LIVE_UPDATE_MODES = ("listen", "broker")
+"""The values of ``Settings.live_updates``; the first is the default."""
+
+
+def _choice_setting(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return choices[0]
+    if raw not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _fraction_setting(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a fraction between 0 and 1, got {raw!r}") from exc
+    if not 0 < value <= 1:
+        raise ConfigError(f"{name} must be a fraction above 0 and at most 1, got {raw!r}")
+    return value
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Settings:
     """Everything configurable, as SPEC section 2 lists it.
@@ -84,6 +115,18 @@ class Settings:
     offline_after: float = DEFAULT_OFFLINE_AFTER
     max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
     mqtt_client_id: str = "consultease-ingest"
+    notify_queue_threshold: float = DEFAULT_NOTIFY_QUEUE_THRESHOLD
+    """``pg_notification_queue_usage()`` above which the system is unhealthy and the
+    ingest service's guard drops stalled sessions."""
+    stalled_after: float = DEFAULT_STALLED_AFTER
+    """Seconds a session must have been stalled before the guard may drop it."""
+    live_updates: str = "listen"
+    """Where a kiosk gets live updates: ``listen`` (a LISTEN connection of its own on
+    the primary) or ``broker`` (the retained state on the broker, rows read from
+    ``read_database_url``); see ``consultease.live.feed``."""
+    read_database_url: str | None = None
+    """Where a kiosk in ``broker`` mode reads rows (a replica, pgbouncer); default
+    ``database_url``."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -97,6 +140,14 @@ class Settings:
             ),
             mqtt_client_id=env.get("CONSULTEASE_MQTT_CLIENT_ID")
             or f"consultease-ingest-{socket.gethostname()}",
+            notify_queue_threshold=_fraction_setting(
+                env, "CONSULTEASE_NOTIFY_QUEUE_THRESHOLD", DEFAULT_NOTIFY_QUEUE_THRESHOLD
+            ),
+            stalled_after=_float_setting(
+                env, "CONSULTEASE_LISTENER_STALLED_AFTER", DEFAULT_STALLED_AFTER
+            ),
+            live_updates=_choice_setting(env, "CONSULTEASE_LIVE_UPDATES", LIVE_UPDATE_MODES),
+            read_database_url=env.get("CONSULTEASE_READ_DATABASE_URL") or None,
         )
 
     def with_overrides(self, **changes: object) -> Settings:

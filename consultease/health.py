@@ -1,8 +1,11 @@
 """``consultease health``: can the system work right now, and how is it doing?
 
-Checks the database (reachable, schema present, NOTIFY queue usage, desks
-online and offline, rejections in the last hour by reason) and the broker
-(an MQTT connect and a clean disconnect). Healthy means both are reachable.
+Checks the database (reachable, schema present, NOTIFY queue usage against
+its threshold and the sessions stalling it, desks online and offline,
+rejections in the last hour by reason) and the broker (an MQTT connect and a
+clean disconnect). Healthy means both are reachable and the NOTIFY queue is
+below its threshold; ``fix`` drops the stalled sessions
+(``consultease.db.notify_guard``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,13 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from consultease.config import MqttEndpoint, Settings
 from consultease.db.connection import connect, first_line
+from consultease.db.notify_guard import (
+    StalledSession,
+    drop_stalled,
+    guard_privileged,
+    queue_usage,
+    stalled_sessions,
+)
 from consultease.errors import ConsultEaseError
 
 DEFAULT_TIMEOUT = 5.0
@@ -48,14 +58,26 @@ class HealthReport:
     database: Check
     broker: Check
     notification_queue_usage: float | None = None
-    """``pg_notification_queue_usage()``: 0.0 to 1.0; near 1 means a listener is stuck."""
+    """``pg_notification_queue_usage()``: 0.0 to 1.0; growing means a listener is stuck."""
+    notification_queue_threshold: float = 1.0
+    stalled_sessions: tuple[StalledSession, ...] | None = None
+    """Sessions of this database stalling the NOTIFY queue; ``None`` when not readable."""
+    stalled_detail: str = ""
+    """Why the stalled sessions could not be read, or a note on what the guard may see."""
+    dropped: tuple[StalledSession, ...] = ()
+    """Sessions ended by ``fix``."""
     desks_online: int | None = None
     desks_offline: int | None = None
     rejections_last_hour: Mapping[str, int] = field(default_factory=dict)
 
     @property
+    def queue_over_threshold(self) -> bool:
+        usage = self.notification_queue_usage
+        return usage is not None and usage > self.notification_queue_threshold
+
+    @property
     def healthy(self) -> bool:
-        return self.database.ok and self.broker.ok
+        return self.database.ok and self.broker.ok and not self.queue_over_threshold
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -63,6 +85,15 @@ class HealthReport:
             "database": {"ok": self.database.ok, "detail": self.database.detail},
             "broker": {"ok": self.broker.ok, "detail": self.broker.detail},
             "notification_queue_usage": self.notification_queue_usage,
+            "notification_queue_threshold": self.notification_queue_threshold,
+            "notification_queue_ok": not self.queue_over_threshold,
+            "stalled_sessions": (
+                None
+                if self.stalled_sessions is None
+                else [s.as_dict() for s in self.stalled_sessions]
+            ),
+            "stalled_detail": self.stalled_detail or None,
+            "dropped_sessions": [s.as_dict() for s in self.dropped],
             "desks": {"online": self.desks_online, "offline": self.desks_offline},
             "rejections_last_hour": dict(self.rejections_last_hour),
         }
@@ -72,34 +103,44 @@ class HealthReport:
 class _DatabaseFacts:
     check: Check
     queue_usage: float | None = None
+    stalled: tuple[StalledSession, ...] | None = None
+    stalled_detail: str = ""
+    dropped: tuple[StalledSession, ...] = ()
     online: int | None = None
     offline: int | None = None
     rejections: Mapping[str, int] = field(default_factory=dict)
 
 
 def check_health(
-    settings: Settings, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None
+    settings: Settings,
+    *,
+    timeout: float = DEFAULT_TIMEOUT,
+    ca_file: str | None = None,
+    fix: bool = False,
 ) -> HealthReport:
-    db = _check_database(settings.database_url)
+    db = _check_database(settings.database_url, stalled_after=settings.stalled_after, fix=fix)
     broker = _check_broker(settings.mqtt_url, timeout=timeout, ca_file=ca_file)
     return HealthReport(
         database=db.check,
         broker=broker,
         notification_queue_usage=db.queue_usage,
+        notification_queue_threshold=settings.notify_queue_threshold,
+        stalled_sessions=db.stalled,
+        stalled_detail=db.stalled_detail,
+        dropped=db.dropped,
         desks_online=db.online,
         desks_offline=db.offline,
         rejections_last_hour=db.rejections,
     )
 
 
-def _check_database(url: str | None) -> _DatabaseFacts:
+def _check_database(url: str | None, *, stalled_after: float, fix: bool) -> _DatabaseFacts:
     if not url:
         return _DatabaseFacts(check=Check(ok=False, detail="not configured"))
     started = time.perf_counter()
     try:
         with connect(url, autocommit=True, application_name="consultease-health") as conn:
-            usage_row = conn.execute("SELECT pg_notification_queue_usage()").fetchone()
-            usage = float(usage_row[0]) if usage_row else None
+            usage = queue_usage(conn)
             try:
                 desks = conn.execute(_DESKS).fetchone()
                 rejections = {str(r[0]): int(r[1]) for r in conn.execute(_REJECTIONS)}
@@ -111,6 +152,7 @@ def _check_database(url: str | None) -> _DatabaseFacts:
                     ),
                     queue_usage=usage,
                 )
+            stalled, detail, dropped = _stalled(conn, stalled_after=stalled_after, fix=fix)
             version = conn.info.server_version
     except ConsultEaseError as exc:
         return _DatabaseFacts(check=Check(ok=False, detail=str(exc)))
@@ -121,10 +163,34 @@ def _check_database(url: str | None) -> _DatabaseFacts:
     return _DatabaseFacts(
         check=Check(ok=True, detail=f"{server} answered in {elapsed_ms:.0f} ms"),
         queue_usage=usage,
+        stalled=stalled,
+        stalled_detail=detail,
+        dropped=dropped,
         online=int(desks[0]) if desks else 0,
         offline=int(desks[1]) if desks else 0,
         rejections=rejections,
     )
+
+
+def _stalled(
+    conn: psycopg.Connection[Any], *, stalled_after: float, fix: bool
+) -> tuple[tuple[StalledSession, ...] | None, str, tuple[StalledSession, ...]]:
+    """The stalled sessions, a note on what could be seen, and those ``fix`` ended."""
+    try:
+        found = stalled_sessions(conn, stalled_after=stalled_after)
+        dropped = drop_stalled(conn, found, stalled_after=stalled_after) if fix else []
+    except psycopg.errors.UndefinedFunction:
+        return None, "the schema is older than this release: run `consultease db upgrade`", ()
+    except psycopg.errors.InsufficientPrivilege as exc:
+        return None, f"{first_line(exc)} (it needs an ingest or admin login)", ()
+    note = ""
+    owner = guard_privileged(conn)
+    if owner is not None and not owner[1]:
+        note = (
+            f"the guard runs as {owner[0]}, which is neither a superuser nor in "
+            "pg_read_all_stats and pg_signal_backend: it sees and ends only its own sessions"
+        )
+    return tuple(found), note, tuple(dropped)
 
 
 def _check_broker(url: str | None, *, timeout: float, ca_file: str | None) -> Check:

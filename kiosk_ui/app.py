@@ -21,8 +21,9 @@ from PySide6.QtCore import QCoreApplication, QTimer
 from PySide6.QtWidgets import QApplication
 
 from consultease.config import Settings
+from consultease.live.feed import make_feed
 from kiosk_ui.board import BoardOptions
-from kiosk_ui.window import KioskWindow
+from kiosk_ui.window import LISTENER_NAME, KioskWindow
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,16 @@ def run_kiosk(
     admin: bool = False,
     fullscreen: bool = False,
     options: BoardOptions | None = None,
+    ca_file: str | None = None,
 ) -> int:
-    """Show the board until the window closes or a signal arrives; the exit code."""
+    """Show the board until the window closes or a signal arrives; the exit code.
+
+    Live updates come from ``settings.live_updates`` (``consultease.live.feed``).
+    """
     database_url = settings.require_database_url()
+    feed = make_feed(settings, application_name=LISTENER_NAME, ca_file=ca_file)
     app = application()
-    window = KioskWindow(database_url, options=options)
+    window = KioskWindow(database_url, options=options, feed=feed)
     # The window says when it closed, rather than Qt quitting on "last window
     # closed": that would post a second quit which, landing after exec()
     # returned, makes every later event loop in the process return at once

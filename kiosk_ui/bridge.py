@@ -20,11 +20,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
+from consultease.live.feed import LiveFeed
 from consultease.live.listener import (
     Connected,
     Disconnected,
     FacultyChanged,
-    FacultyListener,
     FacultyRemoved,
     ListenerEvent,
     Reconnecting,
@@ -53,7 +53,7 @@ class ListenerBridge(QObject):
         super().__init__(parent)
         self._unsubscribe: Callable[[], None] | None = None
 
-    def attach(self, listener: FacultyListener) -> None:
+    def attach(self, listener: LiveFeed) -> None:
         """Subscribe to ``listener`` (before ``listener.start()``, to see the first resync)."""
         self.detach()
         self._unsubscribe = listener.subscribe(self.deliver)

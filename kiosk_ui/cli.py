@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from consultease.config import LIVE_UPDATE_MODES
 from consultease.extras import require_extra
 
 
@@ -23,6 +24,23 @@ def register(subparsers: Any) -> None:
     kiosk.add_argument(
         "--large-type", action="store_true", help="bigger cards and type, for a wall screen"
     )
+    kiosk.add_argument(
+        "--live-updates",
+        choices=LIVE_UPDATE_MODES,
+        help="listen: a LISTEN connection of the kiosk's own on the database (the default, "
+        "for a site with a few kiosks); broker: follow the retained faculty state on the "
+        "broker (--mqtt-url, a kiosk login) and read rows from --read-database-url, a "
+        "replica or pgbouncer (default $CONSULTEASE_LIVE_UPDATES or listen)",
+    )
+    kiosk.add_argument(
+        "--read-database-url",
+        metavar="URL",
+        help="where the board reads faculty rows with --live-updates broker "
+        "(default $CONSULTEASE_READ_DATABASE_URL, else the database URL)",
+    )
+    kiosk.add_argument(
+        "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
+    )
     kiosk.set_defaults(func=run)
 
 
@@ -31,5 +49,14 @@ def run(args: argparse.Namespace, settings: Any) -> int:
     from kiosk_ui.app import run_kiosk  # noqa: PLC0415 - Qt loads only for this command
     from kiosk_ui.board import BoardLayout, BoardOptions  # noqa: PLC0415
 
+    settings = settings.with_overrides(
+        live_updates=args.live_updates, read_database_url=args.read_database_url
+    )
     options = BoardOptions(layout=BoardLayout(args.layout), large_type=args.large_type)
-    return run_kiosk(settings, admin=args.admin, fullscreen=args.fullscreen, options=options)
+    return run_kiosk(
+        settings,
+        admin=args.admin,
+        fullscreen=args.fullscreen,
+        options=options,
+        ca_file=args.mqtt_ca_file,
+    )

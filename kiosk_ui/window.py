@@ -1,11 +1,14 @@
 """``KioskWindow``: puts the pieces together and owns their lifetime.
 
-    FacultyListener (its own thread) --events--> ListenerBridge --queued signals-->
+    LiveFeed (its own thread) --events--> ListenerBridge --queued signals-->
         FacultyListModel (rows) --> Board (students) and AdminPanel (admins)
 
 The window is a stack of full-screen views (``pages``: the board, the admin
 panel, and whatever ``show_view`` is given, e.g. a consultation form) above the
 on-screen keyboard, which any view's text fields can ``attach`` to.
+
+The feed is a ``FacultyListener`` (LISTEN on the primary) unless the caller
+passes another ``consultease.live.feed.LiveFeed`` (the broker's retained state).
 
 ``start()`` subscribes the bridge, then starts the listener, so the first
 resync reaches the model. Closing the window (or ``shutdown()``) unsubscribes,
@@ -28,6 +31,7 @@ from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
+from consultease.live.feed import LiveFeed
 from consultease.live.listener import FacultyListener
 from kiosk_ui.admin_panel import AdminPanel, Draft
 from kiosk_ui.board import Board, BoardOptions
@@ -66,6 +70,7 @@ class KioskWindow(QMainWindow):
         options: BoardOptions | None = None,
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
+        feed: LiveFeed | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -79,7 +84,11 @@ class KioskWindow(QMainWindow):
         """Unsaved admin edits kept across a sign-out, by admin (lower-cased)."""
         self._closed = False
 
-        self.listener = FacultyListener(database_url, application_name=listener_name)
+        self.listener: LiveFeed = (
+            feed
+            if feed is not None
+            else FacultyListener(database_url, application_name=listener_name)
+        )
         self.model = FacultyListModel(self)
         self.bridge = ListenerBridge(self)
         self.worker = Worker(self)

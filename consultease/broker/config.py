@@ -5,8 +5,8 @@ it into ``/etc/mosquitto`` (``consultease desk broker-config`` prints it). Tests
 and private brokers run the same file through ``adapted_config``, which changes
 only the listeners' ports and the paths, so what is tested is what is shipped.
 
-``acl/desk.acl`` and ``acl/service.acl`` are the per-login ACL blocks, with
-``$faculty_id`` and ``$username`` to fill in (``string.Template``).
+``acl/desk.acl``, ``acl/service.acl`` and ``acl/kiosk.acl`` are the per-login ACL
+blocks, with ``$faculty_id`` and ``$username`` to fill in (``string.Template``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Final
 CONFIG_FILE: Final = "mosquitto.conf"
 DESK_ACL_TEMPLATE: Final = "acl/desk.acl"
 SERVICE_ACL_TEMPLATE: Final = "acl/service.acl"
+KIOSK_ACL_TEMPLATE: Final = "acl/kiosk.acl"
 
 
 def _package_text(name: str) -> str:
@@ -79,3 +80,8 @@ def desk_acl_block(faculty_id: int) -> str:
 def service_acl_block(username: str) -> str:
     """The ACL block of an ingest service logging in as ``username``."""
     return Template(_package_text(SERVICE_ACL_TEMPLATE)).substitute(username=username)
+
+
+def kiosk_acl_block(username: str) -> str:
+    """The ACL block of the kiosks' login (read-only ``…/state``)."""
+    return Template(_package_text(KIOSK_ACL_TEMPLATE)).substitute(username=username)

@@ -9,6 +9,8 @@ Who may do what (SPEC 3):
   ``cancellations``). It cannot speak for another lecturer, nor write what
   desks are shown.
 - ``consultease-ingest`` reads every desk topic and writes what desks are shown.
+- ``consultease-kiosk`` (kiosks with ``--live-updates broker``) only reads what
+  desks are shown (``…/state``).
 - Anonymous clients are refused.
 """
 
@@ -26,12 +28,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from consultease.broker.config import desk_acl_block, service_acl_block
+from consultease.broker.config import desk_acl_block, kiosk_acl_block, service_acl_block
 from consultease.errors import ConsultEaseError, ValidationError
 
 DESK_USER_PREFIX: Final = "desk-"
 INGEST_USERNAME: Final = "consultease-ingest"
-SERVICE_USERNAMES: Final = {"ingest": INGEST_USERNAME}
+KIOSK_USERNAME: Final = "consultease-kiosk"
+SERVICE_USERNAMES: Final = {"ingest": INGEST_USERNAME, "kiosk": KIOSK_USERNAME}
 """``consultease desk credentials --service NAME`` -> broker username."""
 
 # Mosquitto 2.x password hashes: "$7$" = PBKDF2-HMAC-SHA512 (src/password_mosq.c).
@@ -107,6 +110,11 @@ def ingest_acl(username: str = INGEST_USERNAME) -> str:
     return service_acl_block(username)
 
 
+def kiosk_acl(username: str = KIOSK_USERNAME) -> str:
+    """The kiosks' block: read what every desk is shown, nothing else."""
+    return kiosk_acl_block(username)
+
+
 def example_acl() -> str:
     """An ACL file with the ingest service and desk 1, for ``desk broker-config --acl``."""
     return (
@@ -116,8 +124,9 @@ def example_acl() -> str:
         "#   consultease desk credentials N --password-file PASSWD --acl-file ACL\n"
         "# and create the ingest service's user with\n"
         "#   consultease desk credentials --service ingest --password-file PASSWD --acl-file ACL\n"
+        "# and the kiosks' (for --live-updates broker) with --service kiosk,\n"
         "# then reload the broker (kill -HUP <pid of mosquitto>).\n"
-        "\n" + ingest_acl() + "\n" + desk_acl(1)
+        "\n" + ingest_acl() + "\n" + desk_acl(1) + "\n" + kiosk_acl()
     )
 
 
@@ -156,7 +165,7 @@ def service_credentials(service: str, *, password: str | None = None) -> Credent
         username=username,
         password=password,
         password_line=password_file_line(username, password),
-        acl_block=ingest_acl(username),
+        acl_block=kiosk_acl(username) if username == KIOSK_USERNAME else ingest_acl(username),
     )
 
 

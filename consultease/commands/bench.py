@@ -4,33 +4,74 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from consultease.commands import Subparsers
+from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
 from consultease.extras import require_extra
+from consultease.ingest.state_publisher import StateMode
+
+TRAFFIC_SHAPES = ("realistic", "flood")
 
 
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     bench = subparsers.add_parser(
         "bench",
-        help="load test: applied updates/s and latency, beside baselines from the same run",
+        help="load test: applied updates/s, latency and CPU per update, beside baselines "
+        "measured in the same rounds",
         description="Uses CONSULTEASE_DATABASE_URL's server (in a scratch database it creates "
-        "and drops) and CONSULTEASE_MQTT_URL's broker, or private ones when unset.",
+        "and drops) and CONSULTEASE_MQTT_URL's broker, or private ones when unset (then the "
+        "broker's CPU figure is the benchmark's alone). Each round measures baseline (a) "
+        "broker pass-through, baseline (b) one UPDATE + NOTIFY per transaction, and the "
+        "service, back to back in a rotating order; figures are the median and the range.",
     )
-    bench.add_argument("--desks", type=int, default=200, help="simulated desks (default 200)")
     bench.add_argument(
-        "--duration", type=float, default=10.0, help="seconds measured per phase (default 10)"
+        "--desks", type=positive_int, default=2000, help="simulated desks (default 2000)"
+    )
+    bench.add_argument(
+        "--traffic",
+        choices=TRAFFIC_SHAPES,
+        default="realistic",
+        help="realistic: one message per desk per turn, interleaved (default; with more "
+        "desks than a batch holds, 500, nothing coalesces); flood: bursts of --burst "
+        "messages per desk, which the service coalesces",
+    )
+    bench.add_argument(
+        "--burst", type=positive_int, default=32, help="messages per desk in a row (flood)"
+    )
+    bench.add_argument("--rounds", type=positive_int, default=3, help="rounds (default 3)")
+    bench.add_argument(
+        "--duration",
+        type=_positive_float,
+        default=10.0,
+        help="seconds measured per phase (default 10)",
+    )
+    bench.add_argument(
+        "--warmup", type=_positive_float, default=2.0, help="seconds before each window (2)"
     )
     bench.add_argument(
         "--offered-rate",
-        type=float,
+        type=_positive_float,
         default=500.0,
         help="updates/s offered in the latency phase (default 500)",
+    )
+    bench.add_argument(
+        "--connections",
+        type=positive_int,
+        default=4,
+        help="client connections the desks' traffic is spread over (default 4)",
+    )
+    bench.add_argument(
+        "--state-modes",
+        type=_state_modes,
+        default=(StateMode.PROCESS,),
+        metavar="MODE[,MODE…]",
+        help="measure the service with each state publisher mode (process, thread, off) "
+        "in every round; the first is the headline (default process)",
     )
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     bench.set_defaults(func=run)
@@ -39,9 +80,20 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     require_extra("demo", what="`consultease bench`")
     from consultease.tools.bench.ingest import BenchOptions, run_bench  # noqa: PLC0415
+    from consultease.tools.bench.report import render  # noqa: PLC0415
+    from consultease.tools.bench.traffic import Shape  # noqa: PLC0415
 
-    options = BenchOptions(desks=args.desks, duration=args.duration, offered_rate=args.offered_rate)
-    console = Console()
+    options = BenchOptions(
+        desks=args.desks,
+        traffic=Shape(args.traffic),
+        burst=args.burst,
+        rounds=args.rounds,
+        duration=args.duration,
+        warmup=args.warmup,
+        offered_rate=args.offered_rate,
+        connections=args.connections,
+        state_modes=args.state_modes,
+    )
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -51,31 +103,28 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ) as progress:
         task = progress.add_task("benchmark", total=None)
         figures = run_bench(settings, options, lambda text: progress.update(task, description=text))
-
-    table = Table(title=f"consultease bench: {figures.desks} desks, {figures.duration:g} s a phase")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    rows = [
-        ("applied updates/s (ingest, desks flat out)", f"{figures.applied_per_second:,.0f}"),
-        ("  messages received by ingest /s", f"{figures.published_per_second:,.0f}"),
-        ("  mean batch size", f"{figures.mean_batch_size:,.1f}"),
-        ("  publish→notification p50 / p99 (flat out)",
-         f"{figures.flood_latency_p50_ms:,.1f} / {figures.flood_latency_p99_ms:,.1f} ms"),
-        (f"publish→notification p50 / p99 at {figures.offered_rate:,.0f}/s offered "
-         f"({figures.offered_achieved_per_second:,.0f}/s sent, "
-         f"{figures.offered_latency_samples} samples)",
-         f"{figures.offered_latency_p50_ms:,.1f} / {figures.offered_latency_p99_ms:,.1f} ms"),
-        ("baseline (a) broker pass-through, QoS 1 /s",
-         f"{figures.baseline_broker_per_second:,.0f}"),
-        ("baseline (b) one UPDATE + NOTIFY per transaction /s",
-         f"{figures.baseline_database_per_second:,.0f}"),
-        ("ratio to baseline (a)", f"{figures.ratio_to_broker:.0%}"),
-        ("ratio to baseline (b)", f"{figures.ratio_to_database:.1f}x"),
-        ("ingest service peak RSS", f"{figures.ingest_peak_rss_mb:,.0f} MiB"),
-    ]  # fmt: skip
-    for name, value in rows:
-        table.add_row(name, value)
-    console.print(table)
+    Console().print(render(figures))
     if args.json:
         args.json.write_text(json.dumps(figures.as_json(), indent=2) + "\n")
     return 0
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
+    return value
+
+
+def _state_modes(text: str) -> tuple[StateMode, ...]:
+    try:
+        modes = tuple(StateMode(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError:
+        known = ", ".join(m.value for m in StateMode)
+        raise argparse.ArgumentTypeError(f"state modes are {known}: {text!r}") from None
+    if not modes:
+        raise argparse.ArgumentTypeError("give at least one state mode")
+    return modes

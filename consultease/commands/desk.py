@@ -1,7 +1,8 @@
 """``consultease desk credentials N`` and ``consultease desk broker-config``.
 
 ``credentials`` makes a broker login for a new desk unit (``desk-N``, allowed
-only its own topics) or for a service (``--service ingest``): the
+only its own topics) or for a service (``--service ingest``, or ``--service
+kiosk`` for kiosks following live updates from the broker): the
 password-file line in Mosquitto's own hash format and the ACL block, printed
 or added to the given files, and the generated password, shown once.
 Nothing here needs the database.
@@ -32,7 +33,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 
     creds = actions.add_parser(
         "credentials",
-        help="a new broker login for desk N (or --service ingest)",
+        help="a new broker login for desk N (or --service ingest|kiosk)",
         description="Generate a broker password for desk N (user desk-N) or a service, "
         "and print or install its password-file line and ACL block. Running it again "
         "for the same user replaces the password.",

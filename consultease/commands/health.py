@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from consultease.commands import Subparsers
+from consultease.commands.ingest import add_notify_guard_options
 from consultease.config import Settings
 from consultease.health import DEFAULT_TIMEOUT, Check, HealthReport, check_health
 
@@ -17,7 +18,11 @@ from consultease.health import DEFAULT_TIMEOUT, Check, HealthReport, check_healt
 def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "health",
-        help="check the database and the broker (exit 0 when both are reachable)",
+        help="check the database, the broker and the NOTIFY queue (exit 0 when all is well)",
+        description="Exit 1 when the database or the broker cannot be reached, or the NOTIFY "
+        "queue is fuller than its threshold. Lists the sessions stalling the queue (idle in "
+        "a transaction, or blocked writing to their client, for --stalled-after seconds); "
+        "--fix drops them (a listener of ours reconnects and resyncs by itself).",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     parser.add_argument(
@@ -29,11 +34,18 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
     )
+    add_notify_guard_options(parser)
+    parser.add_argument(
+        "--fix", action="store_true", help="drop the sessions that stall the NOTIFY queue"
+    )
     parser.set_defaults(func=run_health)
 
 
 def run_health(args: argparse.Namespace, settings: Settings) -> int:
-    report = check_health(settings, timeout=args.timeout, ca_file=args.mqtt_ca_file)
+    settings = settings.with_overrides(
+        notify_queue_threshold=args.notify_queue_threshold, stalled_after=args.stalled_after
+    )
+    report = check_health(settings, timeout=args.timeout, ca_file=args.mqtt_ca_file, fix=args.fix)
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
     else:
@@ -56,8 +68,29 @@ def render(report: HealthReport) -> Table:
         usage = report.notification_queue_usage
         table.add_row(
             "notification queue",
-            Text("ok", style="green") if usage < 0.5 else Text("HIGH", style="bold yellow"),
-            f"{usage:.1%} of pg_notify's queue in use",
+            Text("HIGH", style="bold red") if report.queue_over_threshold else Text("ok", "green"),
+            f"{usage:.4%} of pg_notify's queue in use "
+            f"(threshold {report.notification_queue_threshold:.4%})",
+        )
+    stalled = report.stalled_sessions
+    if stalled is not None or report.stalled_detail:
+        table.add_row(
+            "stalled sessions",
+            Text(str(len(stalled)), style="yellow" if stalled else "green")
+            if stalled is not None
+            else Text("?", style="yellow"),
+            "; ".join(
+                [s.describe() for s in stalled or ()]
+                + ([report.stalled_detail] if report.stalled_detail else [])
+            )
+            or "none",
+        )
+    if report.dropped:
+        table.add_row(
+            "dropped",
+            Text(str(len(report.dropped)), style="bold yellow"),
+            "; ".join(f"pid {s.pid}" for s in report.dropped)
+            + " (the queue drains as the next notifications are sent)",
         )
     if report.desks_online is not None and report.desks_offline is not None:
         table.add_row(

@@ -16,6 +16,7 @@ from consultease.ingest.service import (
     DEFAULT_QUEUE_SIZE,
     IngestService,
 )
+from consultease.ingest.state_publisher import StateMode
 from consultease.ingest.transport import MqttProtocol
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,22 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
     )
+    add_notify_guard_options(parser)
+    parser.add_argument(
+        "--state",
+        dest="state_mode",
+        choices=[m.value for m in StateMode],
+        default=StateMode.PROCESS.value,
+        help="where retained faculty state for the desks is published from: a child "
+        "process of its own (default), threads of this one, or off (another "
+        "`consultease state-publisher` does it); each has its own broker connection",
+    )
     parser.add_argument(
         "--no-state",
-        dest="publish_state",
-        action="store_false",
-        help="do not publish retained faculty state to the desks",
+        dest="state_mode",
+        action="store_const",
+        const=StateMode.OFF.value,
+        help="the same as --state off",
     )
     parser.set_defaults(func=run_ingest)
 
@@ -90,6 +102,8 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         offline_after=args.offline_after,
         max_clock_skew=args.max_clock_skew,
         mqtt_client_id=args.client_id,
+        notify_queue_threshold=args.notify_queue_threshold,
+        stalled_after=args.stalled_after,
     )
     service = IngestService(
         settings,
@@ -97,7 +111,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         shared_group=args.shared,
         batch_size=args.batch_size,
         queue_size=args.queue_size,
-        publish_state=args.publish_state,
+        state_mode=StateMode(args.state_mode),
         metrics_port=args.metrics_port,
         ca_file=args.mqtt_ca_file,
     )
@@ -114,6 +128,39 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     return 0
+
+
+def add_notify_guard_options(parser: argparse.ArgumentParser) -> None:
+    """``--notify-queue-threshold`` and ``--stalled-after`` (ingest and health)."""
+    parser.add_argument(
+        "--notify-queue-threshold",
+        type=_fraction,
+        metavar="FRACTION",
+        help="pg_notification_queue_usage() above which the NOTIFY queue is unhealthy and "
+        "stalled sessions are dropped (default $CONSULTEASE_NOTIFY_QUEUE_THRESHOLD or 0.001)",
+    )
+    parser.add_argument(
+        "--stalled-after",
+        type=_at_least_one_second,
+        metavar="SECONDS",
+        help="how long a session must have been idle in a transaction, or blocked writing "
+        "to its client, to count as stalling the queue "
+        "(default $CONSULTEASE_LISTENER_STALLED_AFTER or 60)",
+    )
+
+
+def _fraction(text: str) -> float:
+    value = _positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"must be a fraction of at most 1: {text!r}")
+    return value
+
+
+def _at_least_one_second(text: str) -> float:
+    value = _positive_float(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 second: {text!r}")
+    return value
 
 
 def _positive_float(text: str) -> float:

@@ -10,4 +10,6 @@
 * ``readmodel``  faculty rows as ``FacultyView``, mapped by column name.
 * ``roles``      the database roles and the transaction helper that turns a
   missing privilege into one clear error.
+* ``notify_guard`` the NOTIFY queue: its usage, the sessions stalling it, and the
+  guard that drops them (the ingest's sweeper, ``consultease health --fix``).
 """

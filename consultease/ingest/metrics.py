@@ -84,6 +84,16 @@ class IngestMetrics:
             "Retained state messages published to desks",
             registry=r,
         )
+        self.notify_queue_usage = Gauge(
+            "consultease_notify_queue_usage",
+            "pg_notification_queue_usage() at the last sweep (0 to 1)",
+            registry=r,
+        )
+        self.stalled_sessions_dropped = Counter(
+            "consultease_ingest_stalled_sessions_dropped",
+            "Database sessions dropped by the NOTIFY queue guard for stalling the queue",
+            registry=r,
+        )
         # Every label value exists from the start, so a dashboard sees zeros, not gaps.
         for kind in [*UpdateKind, UNPARSED]:
             self.received.labels(kind=str(kind))

@@ -13,9 +13,14 @@ Threads, and what each may touch:
   (``manual_ack``). A crash before the commit therefore means redelivery,
   never loss; a redelivered message is a duplicate by the ordering rules.
 - **the sweeper** sets desks offline after ``offline_after`` seconds of
-  silence, on its own connection.
-- **the state publisher** (``consultease.ingest.state_publisher``) runs on the
-  listener's thread and publishes retained ``…/state`` messages.
+  silence, on its own connection, and guards the NOTIFY queue: above the
+  usage threshold it drops sessions that stall it
+  (``consultease.db.notify_guard``).
+- **the state publisher** (``consultease.ingest.state_publisher``) publishes
+  retained ``…/state`` messages on a broker connection of its own: by default
+  in a supervised child process (``consultease.ingest.state_process``), so
+  neither its interpreter time nor its packets compete with this service's;
+  ``state_mode="thread"`` keeps it in this process.
 
 Acknowledgements never cross connections: a message is acked only on the
 connection it arrived on. After a reconnect the broker redelivers what was not
@@ -42,6 +47,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from consultease.config import MqttEndpoint, Settings
 from consultease.db.connection import describe_database
+from consultease.db.notify_guard import NotifyQueueGuard
 from consultease.domain import (
     Inbound,
     Outcome,
@@ -53,7 +59,8 @@ from consultease.domain import (
 )
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
 from consultease.ingest.metrics import UNPARSED, IngestMetrics, MetricsServer
-from consultease.ingest.state_publisher import StatePublisher
+from consultease.ingest.state_process import StateProcess
+from consultease.ingest.state_publisher import StateMode, StateService
 from consultease.ingest.stats import Counters, IngestStats
 from consultease.ingest.store import Store
 from consultease.ingest.transport import BufferedClient, MqttProtocol
@@ -132,6 +139,7 @@ class IngestService:
         batch_size: int = DEFAULT_BATCH_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
         publish_state: bool = True,
+        state_mode: StateMode | str = StateMode.PROCESS,
         metrics_registry: CollectorRegistry | None = None,
         metrics_port: int | None = None,
         ca_file: str | None = None,
@@ -152,7 +160,8 @@ class IngestService:
         self.shared_group = shared_group
         self.batch_size = batch_size
         self.queue_size = queue_size
-        self.publish_state = publish_state
+        self.state_mode = StateMode(state_mode) if publish_state else StateMode.OFF
+        self.publish_state = self.state_mode is not StateMode.OFF
         self.subscriptions = subscriptions(shared_group)
         self.sweep_interval = min(settings.offline_after / 3, MAX_SWEEP_INTERVAL)
         self._ca_file = ca_file
@@ -190,7 +199,7 @@ class IngestService:
         )
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep, name="ingest-sweeper", daemon=True)
-        self._state: StatePublisher | None = None
+        self._state: StateProcess | StateService | None = None
         self._metrics_server: MetricsServer | None = None
 
     # -- lifecycle -------------------------------------------------------------
@@ -211,7 +220,7 @@ class IngestService:
             self.batch_size,
             self.queue_size,
             self.settings.offline_after,
-            "on" if self.publish_state else "off",
+            self.state_mode.value,
         )
         if self._metrics_port is not None:
             try:
@@ -269,7 +278,7 @@ class IngestService:
         if self._worker.is_alive():
             log.warning("ingest worker still busy at the stop deadline")
         if self._state is not None:
-            self._state.close(timeout=max(0.1, min(1.0, deadline - time.monotonic())))
+            self._state.close(timeout=max(0.5, min(3.0, deadline - time.monotonic())))
         if self._started:
             # Queued acks leave before the DISCONNECT packet: paho writes in order.
             self._client.disconnect()
@@ -576,35 +585,71 @@ class IngestService:
     # -- the sweeper -----------------------------------------------------------
 
     def _sweep(self) -> None:
-        with Store(
+        guard = NotifyQueueGuard(
             self.database_url,
-            max_clock_skew=self.settings.max_clock_skew,
-            retry=RetryPolicy(max_attempts=None),
-            stop=self._stopping,
-            application_name="consultease-sweeper",
-        ) as store:
-            while not self._stopping.wait(self.sweep_interval):
-                try:
-                    gone = store.mark_silent_desks_offline(self.settings.offline_after)
-                except DatabaseUnavailable:
-                    continue  # only when stopping: the loop condition ends it
-                except Exception:
-                    log.exception("offline sweep failed; trying again later")
-                    continue
-                if gone:
-                    log.info(
-                        "desks silent for %.0fs set offline: %s", self.settings.offline_after, gone
-                    )
-                    self.metrics.desks_swept_offline.inc(len(gone))
-                    with self._counters.lock:
-                        self._counters.swept_offline += len(gone)
+            threshold=self.settings.notify_queue_threshold,
+            stalled_after=self.settings.stalled_after,
+        )
+        try:
+            with Store(
+                self.database_url,
+                max_clock_skew=self.settings.max_clock_skew,
+                retry=RetryPolicy(max_attempts=None),
+                stop=self._stopping,
+                application_name="consultease-sweeper",
+            ) as store:
+                while not self._stopping.wait(self.sweep_interval):
+                    self._sweep_once(store)
+                    self._guard_once(guard)
+        finally:
+            guard.close()
+
+    def _sweep_once(self, store: Store) -> None:
+        try:
+            gone = store.mark_silent_desks_offline(self.settings.offline_after)
+        except DatabaseUnavailable:
+            return  # only when stopping: the loop condition ends it
+        except Exception:
+            log.exception("offline sweep failed; trying again later")
+            return
+        if gone:
+            log.info("desks silent for %.0fs set offline: %s", self.settings.offline_after, gone)
+            self.metrics.desks_swept_offline.inc(len(gone))
+            with self._counters.lock:
+                self._counters.swept_offline += len(gone)
+
+    def _guard_once(self, guard: NotifyQueueGuard) -> None:
+        """The NOTIFY queue guard (``consultease.db.notify_guard``): it never raises
+        for a database problem, so the sweeper keeps sweeping."""
+        dropped = guard.check()
+        if guard.last_usage is not None:
+            self.metrics.notify_queue_usage.set(guard.last_usage)
+        if dropped:
+            self.metrics.stalled_sessions_dropped.inc(len(dropped))
 
     # -- closing the loop ------------------------------------------------------
 
     def _start_state_publisher(self) -> None:
-        self._state = StatePublisher.start_for(
-            self.database_url, client=self._client, on_published=self._count_state_published
-        )
+        client_id = f"{self.client_id}-state"
+        if self.state_mode is StateMode.PROCESS:
+            assert self.settings.mqtt_url is not None  # mqtt_endpoint() checked it
+            self._state = StateProcess(
+                database_url=self.database_url,
+                mqtt_url=self.settings.mqtt_url,
+                client_id=client_id,
+                ca_file=self._ca_file,
+                on_published=self._count_state_published,
+                verbose=log.isEnabledFor(logging.DEBUG),
+            )
+        else:
+            self._state = StateService(
+                self.database_url,
+                self.endpoint,
+                client_id=client_id,
+                ca_file=self._ca_file,
+                on_published=self._count_state_published,
+            )
+        self._state.start()
 
     def _count_state_published(self, count: int) -> None:
         self.metrics.state_published.inc(count)

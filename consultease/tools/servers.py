@@ -207,6 +207,24 @@ class PostgresInstance:
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data_dir), "status").returncode == 0
 
+    def replica(self, data_dir: Path, *, port: int | None = None) -> PostgresInstance:
+        """A hot standby of this running server in ``data_dir``, streaming from it
+        (``pg_basebackup -R``); returned unstarted. It answers reads, refuses writes
+        and LISTEN, and lags the primary by however long replay takes."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.chmod(0o700)
+        if self._user is not None:
+            _make_reachable(data_dir, self._user)
+        result = self._run(
+            "pg_basebackup",
+            "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+            "-D", str(data_dir), "-R", "-X", "stream", "--checkpoint=fast",
+            timeout=120,
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise ServiceError(f"pg_basebackup failed: {result.stderr.strip()[-300:]}")
+        return PostgresInstance(data_dir, port=port, durable=self.durable, bin_dir=self.bin_dir)
+
     def stop(self, mode: str = "fast") -> None:
         if not self.initialised() or not self.running():
             return

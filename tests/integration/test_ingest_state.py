@@ -167,3 +167,29 @@ def test_an_always_available_lecturer_is_published_as_available_with_the_flag(
     assert state is not None
     # What the board shows, while desk_online keeps telling the truth about the desk.
     assert (state["status"], state["desk_online"], state["version"]) == ("available", False, 2)
+
+
+def test_several_changes_of_a_row_committed_together_are_published_once(
+    db: psycopg.Connection[Any], recorder: Recorder, publisher: StatePublisher
+) -> None:
+    faculty_id = add_faculty(db, status="away")
+    other = add_faculty(db, status="away")
+    wait_until(
+        lambda: recorder.count(faculty_id) == 1 and recorder.count(other) == 1,
+        timeout=5,
+        message="the first states",
+    )
+    with db.transaction():  # one batch of the ingest service: one commit, many rows
+        for status in ("available", "busy", "away", "busy"):
+            db.execute("UPDATE faculty SET status = %s WHERE id = %s", (status, faculty_id))
+        db.execute("UPDATE faculty SET status = 'available' WHERE id = %s", (other,))
+    wait_until(
+        lambda: (
+            (recorder.state(faculty_id) or {}).get("version") == 5
+            and (recorder.state(other) or {}).get("version") == 2
+        ),
+        timeout=5,
+        message="the committed rows",
+    )
+    assert recorder.count(faculty_id) == 2, "four changes in one commit: one state message"
+    assert recorder.count(other) == 2

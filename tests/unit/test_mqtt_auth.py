@@ -20,6 +20,7 @@ from consultease.broker.credentials import (
     hash_password,
     ingest_acl,
     install,
+    kiosk_acl,
     service_credentials,
     verify_password,
 )
@@ -101,7 +102,7 @@ def test_desk_ids_must_be_positive(bad: int) -> None:
 
 def test_unknown_service_is_refused() -> None:
     with pytest.raises(ValidationError, match="unknown service"):
-        service_credentials("kiosk")
+        service_credentials("printer")
 
 
 def test_the_shipped_config_is_read_from_the_package_data() -> None:
@@ -109,8 +110,17 @@ def test_the_shipped_config_is_read_from_the_package_data() -> None:
     assert adapted_config() == shipped_config()
 
 
-def test_example_acl_has_the_ingest_service_and_desk_one() -> None:
-    assert _rules(example_acl()) == _rules(ingest_acl()) + _rules(desk_acl(1))
+def test_example_acl_has_the_ingest_service_desk_one_and_the_kiosks() -> None:
+    assert _rules(example_acl()) == _rules(ingest_acl()) + _rules(desk_acl(1)) + _rules(kiosk_acl())
+
+
+def test_the_kiosk_login_only_reads_what_desks_are_shown() -> None:
+    credentials = service_credentials("kiosk")
+    assert credentials.username == "consultease-kiosk"
+    assert _rules(credentials.acl_block) == [
+        "user consultease-kiosk",
+        "topic read consultease/faculty/+/state",
+    ]
 
 
 def test_adapted_config_changes_only_ports_and_paths() -> None:

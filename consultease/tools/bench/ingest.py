@@ -1,19 +1,34 @@
-"""``consultease bench``: the load test of SPEC section 8.
+"""``consultease bench``: the load test of SPEC section 8, measured so that it can be trusted.
 
-Everything runs through the real broker and database, and every figure sits
-beside baselines measured in the same run:
+Everything runs through the real broker and database. Each round measures,
+back to back and in a rotating order (so no phase always runs on a warmer
+or quieter machine than another):
 
-(a) broker pass-through: the same simulated desks publishing flat out, QoS 1,
-    to a plain paho subscriber that only counts;
-(b) database: one ``UPDATE`` per transaction from a plain psycopg loop (the
-    faculty trigger sends the ``NOTIFY``), the unbatched way to apply changes.
+(a) **broker pass-through**: the same desk traffic to a bare paho subscriber
+    (its own process, QoS 1, acking each message), on a topic root of its
+    own so the ingest service never sees it;
+(b) **database**: one ``UPDATE`` per transaction from a plain psycopg loop
+    (the faculty trigger sends the ``NOTIFY``), the unbatched way to apply
+    changes;
+(s) **the service**: ``consultease ingest`` (a child process) with the same
+    traffic flat out, then paced at ``offered_rate`` for the latency a
+    student would notice. With ``state_modes`` it is measured once per mode
+    of the state publisher (process, thread, off), in the same round.
 
-Then the ingest service (its own process, so its peak RSS is its own) takes
-the same flat-out desks, and finally a paced load (``--offered-rate``) for the
-publish-to-notification latency a student would notice. The desks are
-``python -m desk_firmware_sim`` in a child process, with ``--json`` giving
-the publish time of every message; a LISTEN connection here stamps each
-notification as it arrives, and the two are matched on (faculty, desk version).
+The traffic (``consultease.tools.bench.traffic``) is realistic by default:
+many desks, interleaved, one message per desk per turn, so nothing
+coalesces; ``flood`` sends bursts per desk instead. Figures are per round,
+then the median and the range over the rounds.
+
+Latency is publish-to-notification, over **every** message sent in the
+window: a message coalesced into a later row write is delivered by that
+write's notification. The offered rate is what the desks sent in the
+window, divided by that window.
+
+CPU cost that machine load cannot move: CPU seconds (user + system, from
+``/proc``) per applied update for the ingest service and its children,
+beside the broker's and the bare subscriber's per message, in the same run;
+and instructions from ``perf stat`` where the machine has the counter.
 """
 
 from __future__ import annotations
@@ -21,7 +36,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -29,20 +46,35 @@ import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from prometheus_client.parser import text_string_to_metric_families
+from psycopg import sql
 
 from consultease.config import MqttEndpoint, Settings
 from consultease.db.connection import connect
 from consultease.errors import ConsultEaseError
+from consultease.ingest.state_publisher import StateMode, state_topic
+from consultease.payloads import FACULTY_TOPIC_PREFIX
+from consultease.tools.bench.cpu import (
+    InstructionCounter,
+    PerfSupport,
+    cpu_seconds,
+    descendants,
+    listening_pid,
+    perf_support,
+)
 from consultease.tools.bench.scratch import create_bench_rows, delete_bench_rows, scratch_database
-from consultease.tools.bench.stats import percentile
+from consultease.tools.bench.stats import Spread, match_latencies, rate_in_window
+from consultease.tools.bench.traffic import DEFAULT_BURST, Shape
 from consultease.tools.environment import Endpoints, provide_services
 from consultease.tools.servers import free_port
 
@@ -50,50 +82,218 @@ log = logging.getLogger(__name__)
 
 Step = Callable[[str], None]
 
+PASSTHROUGH_PREFIX: Final = "benchbroker/faculty/"
+"""Baseline (a)'s topic root: as long as ``consultease``, so the packets are the
+same size, and out of the ingest service's subscriptions."""
+SETTLE_TIMEOUT: Final = 120.0
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BenchOptions:
-    desks: int = 200
+    desks: int = 2000
+    traffic: Shape = Shape.REALISTIC
+    burst: int = DEFAULT_BURST
+    """Messages per desk in a row, in flood traffic."""
+    rounds: int = 3
     duration: float = 10.0
+    """Seconds measured per phase."""
     warmup: float = 2.0
+    """Seconds of traffic before each measured window."""
     offered_rate: float = 500.0
     """Updates per second, all desks together, for the latency phase."""
+    connections: int = 4
+    """Client connections the desk traffic is spread over."""
+    inflight: int = 100
+    """Unacknowledged messages per connection, flat out."""
+    state_modes: tuple[StateMode, ...] = (StateMode.PROCESS,)
+    """The service is measured once per mode each round; the first is the headline."""
+
+    def __post_init__(self) -> None:
+        if self.desks < 1 or self.rounds < 1 or self.connections < 1 or self.inflight < 1:
+            raise ConsultEaseError("desks, rounds, connections and inflight must be at least 1")
+        if not (self.duration > 0 and self.warmup >= 0 and self.offered_rate > 0):
+            raise ConsultEaseError("duration and offered rate must be positive")
+        if not self.state_modes:
+            raise ConsultEaseError("give at least one state mode")
+
+
+# -- figures -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Passthrough:
+    messages_per_second: float
+    subscriber_cpu_us_per_message: float
+    broker_cpu_us_per_message: float | None
+    driver_cpu_us_per_message: float
+    subscriber_instructions_per_message: float | None = None
+    broker_instructions_per_message: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ServiceWindow:
+    state_mode: str
+    applied_per_second: float
+    received_per_second: float
+    sent_per_second: float
+    mean_batch_size: float
+    mean_commit_ms: float
+    """Time to apply and commit one batch, retries included."""
+    notifications_per_applied: float
+    """Row writes behind each applied update: 1.0 means no coalescing."""
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_samples: int
+    undelivered: int
+    unchanged: int
+    """Applied, but coalesced into no visible change: nothing to notify."""
+    ingest_cpu_us_per_update: float
+    """The service's own process (receive, batch, commit, ack)."""
+    state_cpu_us_per_update: float
+    """Its child processes (the state publisher in ``process`` mode)."""
+    ingest_cores: float
+    """CPU seconds per second: how much of a core the service used."""
+    broker_cpu_us_per_message: float | None
+    state_published_per_second: float
+    peak_rss_mb: float
+    ingest_instructions_per_update: float | None = None
+    broker_instructions_per_message: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Paced:
+    offered_rate: float
+    achieved_per_second: float
+    latency_p50_ms: float
+    latency_p99_ms: float
+    latency_samples: int
+    undelivered: int
+    unchanged: int
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Round:
+    index: int
+    order: tuple[str, ...]
+    passthrough: Passthrough
+    database_per_second: float
+    services: tuple[ServiceWindow, ...]
+    paced: Paced
+
+    @property
+    def service(self) -> ServiceWindow:
+        """The headline mode's window."""
+        return self.services[0]
+
+    @property
+    def ratio_to_broker(self) -> float:
+        return self.service.applied_per_second / self.passthrough.messages_per_second
+
+    @property
+    def ratio_to_database(self) -> float:
+        return self.service.applied_per_second / self.database_per_second
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class BenchFigures:
-    desks: int
-    duration: float
-    applied_per_second: float
-    published_per_second: float
-    mean_batch_size: float
-    flood_latency_p50_ms: float
-    flood_latency_p99_ms: float
-    offered_rate: float
-    offered_achieved_per_second: float
-    offered_latency_p50_ms: float
-    offered_latency_p99_ms: float
-    offered_latency_samples: int
-    baseline_broker_per_second: float
-    baseline_database_per_second: float
-    ingest_peak_rss_mb: float
+    options: BenchOptions
+    rounds: tuple[Round, ...]
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float]
+    broker: str
+    """Which broker and whether its CPU figure is ours alone."""
+    perf: PerfSupport
+    summary: dict[str, Spread] = field(default_factory=dict)
 
-    @property
-    def ratio_to_broker(self) -> float:
-        return self.applied_per_second / self.baseline_broker_per_second
+    @classmethod
+    def of(cls, **kwargs: Any) -> BenchFigures:
+        rounds: tuple[Round, ...] = kwargs["rounds"]
+        summary = summarise(rounds)
+        return cls(summary=summary, **kwargs)
 
-    @property
-    def ratio_to_database(self) -> float:
-        return self.applied_per_second / self.baseline_database_per_second
+    def as_json(self) -> dict[str, Any]:
+        options = asdict(self.options)
+        options["traffic"] = self.options.traffic.value
+        options["state_modes"] = [m.value for m in self.options.state_modes]
+        return {
+            "options": options,
+            "load_average_before": list(self.load_before),
+            "load_average_after": list(self.load_after),
+            "broker": self.broker,
+            "instructions": "supported" if self.perf.supported else self.perf.detail,
+            "summary": {name: spread.as_json() for name, spread in self.summary.items()},
+            "rounds": [_round_json(r) for r in self.rounds],
+        }
 
-    def as_json(self) -> dict[str, float | int]:
-        data: dict[str, float | int] = asdict(self)
-        data["ratio_to_broker"] = self.ratio_to_broker
-        data["ratio_to_database"] = self.ratio_to_database
-        return data
+
+def _round_json(r: Round) -> dict[str, Any]:
+    return {
+        "index": r.index,
+        "order": list(r.order),
+        "passthrough": asdict(r.passthrough),
+        "database_per_second": r.database_per_second,
+        "services": [asdict(s) for s in r.services],
+        "paced": asdict(r.paced),
+        "ratio_to_broker": r.ratio_to_broker,
+        "ratio_to_database": r.ratio_to_database,
+    }
 
 
-# -- the pieces ------------------------------------------------------------------
+def summarise(rounds: Sequence[Round]) -> dict[str, Spread]:
+    """Median and range over the rounds of every figure the command prints."""
+    summary: dict[str, Spread] = {
+        "applied_per_second": Spread.of(r.service.applied_per_second for r in rounds),
+        "broker_per_second": Spread.of(r.passthrough.messages_per_second for r in rounds),
+        "database_per_second": Spread.of(r.database_per_second for r in rounds),
+        "ratio_to_broker": Spread.of(r.ratio_to_broker for r in rounds),
+        "ratio_to_database": Spread.of(r.ratio_to_database for r in rounds),
+        "mean_batch_size": Spread.of(r.service.mean_batch_size for r in rounds),
+        "mean_commit_ms": Spread.of(r.service.mean_commit_ms for r in rounds),
+        "notifications_per_applied": Spread.of(r.service.notifications_per_applied for r in rounds),
+        "flat_out_p50_ms": Spread.of(r.service.latency_p50_ms for r in rounds),
+        "flat_out_p99_ms": Spread.of(r.service.latency_p99_ms for r in rounds),
+        "undelivered": Spread.of(r.service.undelivered + r.paced.undelivered for r in rounds),
+        "unchanged": Spread.of(r.service.unchanged + r.paced.unchanged for r in rounds),
+        "paced_achieved_per_second": Spread.of(r.paced.achieved_per_second for r in rounds),
+        "paced_p50_ms": Spread.of(r.paced.latency_p50_ms for r in rounds),
+        "paced_p99_ms": Spread.of(r.paced.latency_p99_ms for r in rounds),
+        "ingest_cpu_us_per_update": Spread.of(r.service.ingest_cpu_us_per_update for r in rounds),
+        "state_cpu_us_per_update": Spread.of(r.service.state_cpu_us_per_update for r in rounds),
+        "ingest_cores": Spread.of(r.service.ingest_cores for r in rounds),
+        "broker_cpu_us_per_message": Spread.of(r.service.broker_cpu_us_per_message for r in rounds),
+        "passthrough_broker_cpu_us_per_message": Spread.of(
+            r.passthrough.broker_cpu_us_per_message for r in rounds
+        ),
+        "subscriber_cpu_us_per_message": Spread.of(
+            r.passthrough.subscriber_cpu_us_per_message for r in rounds
+        ),
+        "driver_cpu_us_per_message": Spread.of(
+            r.passthrough.driver_cpu_us_per_message for r in rounds
+        ),
+        "ingest_instructions_per_update": Spread.of(
+            r.service.ingest_instructions_per_update for r in rounds
+        ),
+        "broker_instructions_per_message": Spread.of(
+            r.passthrough.broker_instructions_per_message for r in rounds
+        ),
+        "subscriber_instructions_per_message": Spread.of(
+            r.passthrough.subscriber_instructions_per_message for r in rounds
+        ),
+        "peak_rss_mb": Spread.of(r.service.peak_rss_mb for r in rounds),
+    }
+    modes = {s.state_mode for r in rounds for s in r.services}
+    for mode in sorted(modes):
+        windows = [s for r in rounds for s in r.services if s.state_mode == mode]
+        summary[f"state_{mode}_applied_per_second"] = Spread.of(
+            s.applied_per_second for s in windows
+        )
+        summary[f"state_{mode}_cpu_us_per_update"] = Spread.of(
+            s.ingest_cpu_us_per_update + (s.state_cpu_us_per_update or 0.0) for s in windows
+        )
+    return summary
+
+
+# -- baseline (b) ------------------------------------------------------------------------
 
 
 _NEXT_STATUS = """
@@ -124,24 +324,57 @@ def baseline_update_notify(database_url: str, *, duration: float, rows: int) -> 
     return done / elapsed
 
 
+def current_statuses(database_url: str, ids: Sequence[int]) -> dict[int, str]:
+    """The status each bench row holds now (the traffic starts from it)."""
+    with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
+        rows = conn.execute(
+            "SELECT id, status FROM faculty WHERE id = ANY(%s)", (list(ids),)
+        ).fetchall()
+    return {int(r[0]): str(r[1]) for r in rows}
+
+
+def desk_versions(database_url: str, ids: Sequence[int]) -> dict[int, int | None]:
+    """The desk version each bench row holds now."""
+    with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
+        rows = conn.execute(
+            "SELECT id, desk_version FROM faculty WHERE id = ANY(%s)", (list(ids),)
+        ).fetchall()
+    return {int(r[0]): None if r[1] is None else int(r[1]) for r in rows}
+
+
+def vacuum(database_url: str) -> None:
+    """Dead row versions from one phase must not slow the next one down."""
+    with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
+        conn.execute("VACUUM ANALYZE faculty")
+
+
+# -- the pieces ----------------------------------------------------------------------------
+
+
 class NotificationClock:
-    """A LISTEN connection that stamps each (faculty, desk version) as it arrives."""
+    """A LISTEN connection that stamps each ``faculty_changed`` carrying a desk version."""
 
     def __init__(self, database_url: str) -> None:
         self._conn = connect(database_url, autocommit=True, application_name="consultease-bench")
         self._conn.execute("LISTEN faculty_changed")
-        self.arrivals: dict[tuple[int, int], float] = {}
+        self.arrivals: dict[int, list[tuple[int, float]]] = defaultdict(list)
+        self.times: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="bench-listen")
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            for note in self._conn.notifies(timeout=0.2):
+            for note in self._conn.notifies(timeout=0.2, stop_after=1000):
                 now = time.time()
                 hint = json.loads(note.payload)
-                if hint.get("desk_version") is not None:
-                    self.arrivals.setdefault((int(hint["id"]), int(hint["desk_version"])), now)
+                desk_version = hint.get("desk_version")
+                if desk_version is not None:
+                    self.arrivals[int(hint["id"])].append((int(desk_version), now))
+                    self.times.append(now)
+
+    def quiet_for(self, seconds: float) -> bool:
+        return not self.times or time.time() - self.times[-1] >= seconds
 
     def close(self) -> None:
         self._stop.set()
@@ -149,164 +382,182 @@ class NotificationClock:
         self._conn.close()
 
 
-def _status_messages(journal: Path, since: float) -> Iterator[dict[str, Any]]:
-    """The journal's status messages published at or after ``since`` (Unix time)."""
-    with journal.open() as lines:
-        for line in lines:
-            record = json.loads(line)
-            if (
-                record.get("type") == "message"
-                and record.get("kind") == "status"
-                and float(record["t"]) >= since
-            ):
-                yield record
+class _Child:
+    """A ``python -m MODULE`` child taking its orders on stdin and answering on stdout."""
+
+    def __init__(self, module: str, orders: dict[str, Any], *, ready_timeout: float = 60) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", module],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(orders) + "\n")
+        self.process.stdin.flush()
+        answer: list[str] = []
+        reader = threading.Thread(
+            target=lambda: answer.append(self.readline()), name="bench-child-ready", daemon=True
+        )
+        try:
+            reader.start()
+            reader.join(ready_timeout)
+            if answer != ["ready"]:
+                raise ConsultEaseError(f"the benchmark helper {module} did not start")
+        except BaseException:  # a failed start, or Ctrl-C/SIGTERM while waiting
+            self.close(timeout=5)
+            raise
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def send(self, line: str) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def readline(self) -> str:
+        assert self.process.stdout is not None
+        return self.process.stdout.readline().strip()
+
+    def close(self, timeout: float = 30) -> int:
+        """Close its stdin (it finishes and leaves), wait, and make sure it is gone."""
+        for stream in (self.process.stdin, self.process.stdout):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            return -9
 
 
-def latencies_ms(
-    journal: Path, arrivals: dict[tuple[int, int], float], *, since: float = 0.0
-) -> list[float]:
-    """Publish-to-notification delays of the status messages that were notified."""
-    found = []
-    for record in _status_messages(journal, since):
-        key = (int(record["faculty_id"]), int(record["version"]))
-        if key in arrivals and record.get("copy", "original") == "original":
-            found.append((arrivals[key] - float(record["t"])) * 1000)
-    return found
+class Traffic:
+    """The desk traffic child (``consultease.tools.bench.traffic``) for one phase."""
 
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        ids: Sequence[int],
+        options: BenchOptions,
+        *,
+        workdir: Path,
+        version_base: int,
+        prefix: str = FACULTY_TOPIC_PREFIX,
+        rate: float | None = None,
+        statuses: dict[int, str] | None = None,
+    ) -> None:
+        self.output = workdir / f"traffic-{uuid.uuid4().hex[:8]}.json"
+        self._child = _Child(
+            "consultease.tools.bench.traffic",
+            {
+                "url": endpoints.mqtt_url,
+                # Desks speak MQTT 3.1.1 (the firmware's PubSubClient does nothing else).
+                "protocol": "3.1.1",
+                "ids": list(ids),
+                "shape": options.traffic.value,
+                "burst": options.burst,
+                "rate": rate,
+                "duration": options.warmup + options.duration + 5,
+                "connections": options.connections,
+                "inflight": options.inflight,
+                "version_base": version_base,
+                "statuses": statuses or {},
+                "topic_prefix": prefix,
+                "output": str(self.output),
+            },
+        )
+        self.sent: list[tuple[int, int, float]] = []
+        self.cpu = math.nan
 
-def vacuum(database_url: str) -> None:
-    with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
-        conn.execute("VACUUM ANALYZE faculty")
+    @property
+    def pid(self) -> int:
+        return self._child.pid
 
+    def go(self) -> float:
+        started = time.time()
+        self._child.send("go")
+        return started
 
-def count_status_messages(journal: Path, *, since: float = 0.0) -> int:
-    return sum(1 for _ in _status_messages(journal, since))
+    def cpu_now(self) -> float:
+        return cpu_seconds([self._child.pid])
 
+    def __enter__(self) -> Traffic:
+        return self
 
-@contextlib.contextmanager
-def desks(
-    endpoints: Endpoints,
-    ids: Sequence[int],
-    *,
-    seconds: float,
-    rate_per_minute: float | None,
-    workdir: Path,
-    name: str,
-) -> Iterator[Path]:
-    """Simulated desks in a child process, flat out (``rate_per_minute=None``) or
-    paced; yields the path of their message journal. Waits for them on exit."""
-    journal = workdir / f"{name}.jsonl"
-    pace = ["--flood"] if rate_per_minute is None else ["--load", "--rate", f"{rate_per_minute}"]
-    command = [
-        sys.executable, "-m", "desk_firmware_sim",
-        "--mqtt-url", endpoints.mqtt_url,
-        "--mqtt-version", endpoints.mqtt_protocol,
-        "--faculty-ids", ",".join(map(str, ids)),
-        *pace,
-        "--duration", f"{seconds}",
-        "--seed", "8",
-        "--heartbeat-interval", "30",
-        "--state-dir", str(workdir / "flash"),
-        "--json", str(journal),
-        "--no-live", "--quiet",
-    ]  # fmt: skip
-    child = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-    try:
-        yield journal
-        child.wait(seconds + 60)
-    finally:
-        if child.poll() is None:
-            child.terminate()
-            child.wait(10)
-    if child.returncode != 0:
-        raise ConsultEaseError(f"the desk simulator exited with code {child.returncode}")
+    def __exit__(self, *exc_info: object) -> None:
+        self._child.close(timeout=10)  # already closed after finish(): returns at once
+        self.output.unlink(missing_ok=True)
 
-
-def broker_passthrough(
-    endpoints: Endpoints, ids: Sequence[int], options: BenchOptions, workdir: Path
-) -> float:
-    """Baseline (a): QoS 1 messages/s from the desks to a plain paho subscriber."""
-    endpoint = MqttEndpoint.parse(endpoints.mqtt_url)
-    protocol = mqtt.MQTTv5 if endpoints.mqtt_protocol == "5" else mqtt.MQTTv311
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"consultease-bench-sub-{uuid.uuid4().hex[:8]}",
-        protocol=protocol,
-    )
-    if endpoint.username:
-        client.username_pw_set(endpoint.username, endpoint.password)
-    if endpoint.tls:
-        client.tls_set()
-    received = [0]
-
-    def count(_c: mqtt.Client, _u: object, _m: mqtt.MQTTMessage) -> None:
-        received[0] += 1
-
-    client.on_message = count
-    client.connect(endpoint.host, endpoint.port)
-    client.subscribe("consultease/faculty/+/status", qos=1)
-    client.loop_start()
-    try:
-        with desks(
-            endpoints,
-            ids,
-            seconds=options.warmup + options.duration,
-            rate_per_minute=None,
-            workdir=workdir,
-            name="passthrough",
-        ):
-            time.sleep(options.warmup)
-            before, started = received[0], time.perf_counter()
-            time.sleep(options.duration)
-            rate = (received[0] - before) / (time.perf_counter() - started)
-    finally:
-        client.loop_stop()
-        client.disconnect()
-    return rate
+    def finish(self) -> None:
+        """Stop publishing now and collect what was sent."""
+        code = self._child.close(timeout=60)
+        if code != 0 or not self.output.exists():
+            raise ConsultEaseError(f"the bench desk traffic exited with code {code}")
+        result = json.loads(self.output.read_text())
+        self.sent = [(int(i), int(v), float(t)) for i, v, t in result["sent"]]
+        self.cpu = float(result["cpu_seconds"])
 
 
 class IngestProcess:
     """``consultease ingest`` as a child process, read through its metrics endpoint."""
 
-    def __init__(self, endpoints: Endpoints, database_url: str) -> None:
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        database_url: str,
+        *,
+        state_mode: StateMode,
+        workdir: Path,
+        expect_state: int = 0,
+    ) -> None:
         self.metrics_port = free_port()
+        self.endpoints = endpoints
+        self.client_id = f"consultease-bench-{uuid.uuid4().hex[:8]}"
+        self.log_path = workdir / f"{self.client_id}.log"
         env = dict(
             os.environ,
             CONSULTEASE_DATABASE_URL=database_url,
             CONSULTEASE_MQTT_URL=endpoints.mqtt_url,
         )
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "consultease",
-                "ingest",
-                "--mqtt-protocol",
-                endpoints.mqtt_protocol,
-                "--client-id",
-                f"consultease-bench-{uuid.uuid4().hex[:8]}",
-                "--metrics-port",
-                str(self.metrics_port),
-            ],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 30
-        while self.metric("consultease_ingest_mqtt_connected") != 1:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                error = self.process.stderr.read().decode() if self.process.stderr else ""
-                self.stop()
-                raise ConsultEaseError(
-                    "the ingest service did not start: " + (error.strip().splitlines() or ["?"])[-1]
-                )
-            time.sleep(0.1)
+        command = [
+            sys.executable, "-m", "consultease", "ingest",
+            "--mqtt-protocol", endpoints.mqtt_protocol,
+            "--client-id", self.client_id,
+            "--metrics-port", str(self.metrics_port),
+            "--state", state_mode.value,
+        ]  # fmt: skip
+        with self.log_path.open("w") as log_file:
+            self.process = subprocess.Popen(
+                command,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+        try:
+            deadline = time.monotonic() + 60
+            while not self._ready(expect_state):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    lines = self.log_path.read_text().strip().splitlines() or ["?"]
+                    raise ConsultEaseError(f"the ingest service did not start: {lines[-1]}")
+                time.sleep(0.1)
+        except BaseException:  # a failed start, or Ctrl-C/SIGTERM while waiting
+            self.stop()
+            raise
+
+    def _ready(self, expect_state: int) -> bool:
+        if "ingest ready" not in self.log_path.read_text():
+            return False
+        return self.metrics().get("consultease_ingest_state_published_total", 0) >= expect_state
 
     def metrics(self) -> dict[str, float]:
         try:
             with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
             ) as response:
                 text = response.read().decode()
         except OSError:
@@ -317,32 +568,381 @@ class IngestProcess:
                 values[sample.name] = values.get(sample.name, 0.0) + sample.value
         return values
 
-    def metric(self, name: str) -> float | None:
-        return self.metrics().get(name)
+    def cpu_now(self) -> tuple[float, float]:
+        """CPU seconds of the service's own process, and of its children."""
+        pid = self.process.pid
+        return cpu_seconds([pid]), cpu_seconds(p for p in descendants(pid) if p != pid)
+
+    def pids(self) -> list[int]:
+        return descendants(self.process.pid)
 
     def peak_rss_mb(self) -> float:
-        with open(f"/proc/{self.process.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        return float("nan")
+        """Peak resident memory of the service and its children, summed."""
+        total = 0
+        for pid in self.pids():
+            with contextlib.suppress(OSError), open(f"/proc/{pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        total += int(line.split()[1])
+        return total / 1024 if total else math.nan
+
+    def settle(self, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Until everything received is committed and nothing waits in the queue."""
+        deadline = time.monotonic() + timeout
+        last = -1.0
+        while time.monotonic() < deadline:
+            m = self.metrics()
+            received = m.get("consultease_ingest_messages_received_total", 0.0)
+            processed = sum(
+                m.get(f"consultease_ingest_messages_{verdict}_total", 0.0)
+                for verdict in ("applied", "duplicate", "stale", "rejected")
+            )
+            if (
+                received == last
+                and processed >= received
+                and not m.get("consultease_ingest_queue_depth")
+            ):
+                return
+            last = received
+            time.sleep(0.5)
+        log.warning("the ingest service had not caught up after %.0f s", timeout)
 
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(15)
+                self.process.wait(30)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self.process.stderr:
-            self.process.stderr.close()
+        forget_session(self.endpoints, self.client_id)
 
 
-# -- the run ----------------------------------------------------------------------
+def forget_session(endpoints: Endpoints, client_id: str) -> None:
+    """Delete the broker's session of ``client_id``, so no bench session keeps
+    queueing other clients' desk messages on a shared broker for days."""
+    endpoint = MqttEndpoint.parse(endpoints.mqtt_url)
+    v5 = endpoints.mqtt_protocol == "5"
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311,
+        clean_session=None if v5 else True,
+    )
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set()
+    done = threading.Event()
+    client.on_connect = lambda *args: done.set()
+    options: dict[str, Any] = {}
+    if v5:
+        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        properties.SessionExpiryInterval = 0
+        options = {"clean_start": True, "properties": properties}
+    try:
+        client.connect(endpoint.host, endpoint.port, **options)
+        client.loop_start()
+        done.wait(10)
+        client.disconnect()
+    except OSError as exc:
+        log.warning("could not remove the bench session %s: %s", client_id, exc)
+    finally:
+        client.loop_stop()
+
+
+def clear_state(endpoints: Endpoints, ids: Sequence[int]) -> None:
+    """Remove the retained state the bench's desks got (an empty retained publish)."""
+    endpoint = MqttEndpoint.parse(endpoints.mqtt_url)
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"consultease-bench-clear-{uuid.uuid4().hex[:8]}"
+    )
+    client.max_inflight_messages_set(1000)
+    if endpoint.username:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        client.tls_set()
+    try:
+        client.connect(endpoint.host, endpoint.port)
+        client.loop_start()
+        infos = [client.publish(state_topic(i), b"", qos=1, retain=True) for i in ids]
+        for info in infos:
+            info.wait_for_publish(10)
+        client.disconnect()
+    except (OSError, RuntimeError, ValueError) as exc:
+        log.warning("could not clear the bench's retained state: %s", exc)
+    finally:
+        client.loop_stop()
+
+
+class Counters:
+    """Instruction counters over one window, where perf can count them."""
+
+    def __init__(self, perf: PerfSupport, groups: dict[str, list[int]]) -> None:
+        self._counters = (
+            {name: InstructionCounter(pids) for name, pids in groups.items() if pids}
+            if perf.supported
+            else {}
+        )
+
+    def stop(self) -> dict[str, int | None]:
+        counts = {name: counter.stop() for name, counter in self._counters.items()}
+        self._counters = {}
+        return counts
+
+    def __enter__(self) -> Counters:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _per(amount: float | None, count: float, scale: float = 1.0) -> float | None:
+    if amount is None or not count or not math.isfinite(amount):
+        return None
+    return amount * scale / count
+
+
+# -- the phases ------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class _Run:
+    """What every phase needs: services, rows, and a source of version bases."""
+
+    endpoints: Endpoints
+    database_url: str
+    ids: list[int]
+    options: BenchOptions
+    workdir: Path
+    broker_pid: int | None
+    perf: PerfSupport
+    step: Step
+    phases_run: int = 0
+
+    def version_base(self) -> int:
+        """Each phase's versions start above every earlier phase's."""
+        self.phases_run += 1
+        return self.phases_run << 32
+
+    def broker_cpu(self) -> float | None:
+        return cpu_seconds([self.broker_pid]) if self.broker_pid is not None else None
+
+
+def passthrough(run: _Run) -> Passthrough:
+    """Baseline (a): the same traffic to a bare paho subscriber."""
+    options = run.options
+    subscriber = _Child(
+        "consultease.tools.bench.subscriber",
+        {
+            "url": run.endpoints.mqtt_url,
+            "protocol": run.endpoints.mqtt_protocol,
+            "topic": f"{PASSTHROUGH_PREFIX}+/status",
+        },
+    )
+    groups = {"subscriber": [subscriber.pid]}
+    if run.broker_pid is not None:
+        groups["broker"] = [run.broker_pid]
+
+    def count() -> int:
+        subscriber.send("count")
+        return int(subscriber.readline())
+
+    try:
+        with Traffic(
+            run.endpoints,
+            run.ids,
+            options,
+            workdir=run.workdir,
+            version_base=run.version_base(),
+            prefix=PASSTHROUGH_PREFIX,
+        ) as traffic:
+            traffic.go()
+            time.sleep(options.warmup)
+            with Counters(run.perf, groups) as counters:
+                before = (
+                    count(), time.perf_counter(), cpu_seconds([subscriber.pid]), run.broker_cpu()
+                )  # fmt: skip
+                driver_before = traffic.cpu_now()
+                time.sleep(options.duration)
+                after = (
+                    count(), time.perf_counter(), cpu_seconds([subscriber.pid]), run.broker_cpu()
+                )  # fmt: skip
+                driver_after = traffic.cpu_now()
+                instructions = counters.stop()
+            traffic.finish()
+    finally:
+        subscriber.close()
+    received = after[0] - before[0]
+    broker = None if before[3] is None or after[3] is None else after[3] - before[3]
+    return Passthrough(
+        messages_per_second=received / (after[1] - before[1]),
+        subscriber_cpu_us_per_message=_per(after[2] - before[2], received, 1e6) or math.nan,
+        broker_cpu_us_per_message=_per(broker, received, 1e6),
+        driver_cpu_us_per_message=_per(driver_after - driver_before, received, 1e6) or math.nan,
+        subscriber_instructions_per_message=_per(instructions.get("subscriber"), received),
+        broker_instructions_per_message=_per(instructions.get("broker"), received),
+    )
+
+
+def database(run: _Run) -> float:
+    rate = baseline_update_notify(
+        run.database_url, duration=run.options.duration, rows=len(run.ids)
+    )
+    vacuum(run.database_url)
+    return rate
+
+
+def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
+    """The service flat out with ``mode``'s state publisher; then paced, when asked."""
+    ingest = IngestProcess(
+        run.endpoints,
+        run.database_url,
+        state_mode=mode,
+        workdir=run.workdir,
+        expect_state=0 if mode is StateMode.OFF else len(run.ids),
+    )
+    clock: NotificationClock | None = None
+    try:
+        clock = NotificationClock(run.database_url)
+        window = _service_window(run, ingest, clock, mode)
+        paced_figures = _paced_window(run, ingest, clock) if paced else None
+    finally:
+        if clock is not None:
+            clock.close()
+        ingest.stop()
+    vacuum(run.database_url)
+    return window, paced_figures
+
+
+def _service_window(
+    run: _Run, ingest: IngestProcess, clock: NotificationClock, mode: StateMode
+) -> ServiceWindow:
+    options = run.options
+    groups = {"ingest": ingest.pids()}
+    if run.broker_pid is not None:
+        groups["broker"] = [run.broker_pid]
+    base = run.version_base()
+    with Traffic(
+        run.endpoints,
+        run.ids,
+        options,
+        workdir=run.workdir,
+        version_base=base,
+        statuses=current_statuses(run.database_url, run.ids),
+    ) as traffic:
+        traffic.go()
+        time.sleep(options.warmup)
+        with Counters(run.perf, groups) as counters:
+            m0, t0, wall0 = ingest.metrics(), time.perf_counter(), time.time()
+            cpu0, broker0 = ingest.cpu_now(), run.broker_cpu()
+            time.sleep(options.duration)
+            m1, t1, wall1 = ingest.metrics(), time.perf_counter(), time.time()
+            cpu1, broker1 = ingest.cpu_now(), run.broker_cpu()
+            instructions = counters.stop()
+        traffic.finish()
+    ingest.settle()
+    _wait_quiet(clock)
+    elapsed = t1 - t0
+
+    def delta(name: str) -> float:
+        return m1.get(name, 0.0) - m0.get(name, 0.0)
+
+    applied = delta("consultease_ingest_messages_applied_total")
+    received = delta("consultease_ingest_messages_received_total")
+    batches = delta("consultease_ingest_batch_size_count")
+    committed = desk_versions(run.database_url, run.ids)
+    latencies = match_latencies(
+        traffic.sent, clock.arrivals, since=wall0, until=wall1, committed=committed
+    )
+    # Row writes per applied message, over the whole phase (every message of it has
+    # been applied and notified by now), so the window's edges cannot skew it.
+    whole = match_latencies(traffic.sent, clock.arrivals, committed=committed)
+    notified = sum(1 for seen in clock.arrivals.values() for dv, _ in seen if dv > base)
+    applied_in_phase = len(traffic.sent) - whole.undelivered
+    broker = None if broker0 is None or broker1 is None else broker1 - broker0
+    return ServiceWindow(
+        state_mode=mode.value,
+        applied_per_second=applied / elapsed,
+        received_per_second=received / elapsed,
+        sent_per_second=rate_in_window((t for _, _, t in traffic.sent), since=wall0, until=wall1),
+        mean_batch_size=delta("consultease_ingest_batch_size_sum") / batches if batches else 0.0,
+        mean_commit_ms=(
+            delta("consultease_ingest_commit_seconds_sum") * 1000 / batches if batches else math.nan
+        ),
+        notifications_per_applied=(notified / applied_in_phase if applied_in_phase else math.nan),
+        latency_p50_ms=latencies.p(0.50),
+        latency_p99_ms=latencies.p(0.99),
+        latency_samples=latencies.samples,
+        undelivered=latencies.undelivered,
+        unchanged=latencies.unchanged,
+        ingest_cpu_us_per_update=_per(cpu1[0] - cpu0[0], applied, 1e6) or math.nan,
+        state_cpu_us_per_update=_per(cpu1[1] - cpu0[1], applied, 1e6) or 0.0,
+        ingest_cores=(cpu1[0] - cpu0[0] + cpu1[1] - cpu0[1]) / elapsed,
+        broker_cpu_us_per_message=_per(broker, received, 1e6),
+        state_published_per_second=delta("consultease_ingest_state_published_total") / elapsed,
+        peak_rss_mb=ingest.peak_rss_mb(),
+        ingest_instructions_per_update=_per(instructions.get("ingest"), applied),
+        broker_instructions_per_message=_per(instructions.get("broker"), received),
+    )
+
+
+def _paced_window(run: _Run, ingest: IngestProcess, clock: NotificationClock) -> Paced:
+    options = run.options
+    with Traffic(
+        run.endpoints,
+        run.ids,
+        options,
+        workdir=run.workdir,
+        version_base=run.version_base(),
+        rate=options.offered_rate,
+        statuses=current_statuses(run.database_url, run.ids),
+    ) as traffic:
+        started = traffic.go()
+        # The first seconds (every connection's first messages at once) are warm-up.
+        time.sleep(options.warmup + options.duration)
+        since, until = started + options.warmup, started + options.warmup + options.duration
+        traffic.finish()
+    ingest.settle()
+    _wait_quiet(clock)
+    latencies = match_latencies(
+        traffic.sent,
+        clock.arrivals,
+        since=since,
+        until=until,
+        committed=desk_versions(run.database_url, run.ids),
+    )
+    return Paced(
+        offered_rate=options.offered_rate,
+        achieved_per_second=rate_in_window(
+            (t for _, _, t in traffic.sent), since=since, until=until
+        ),
+        latency_p50_ms=latencies.p(0.50),
+        latency_p99_ms=latencies.p(0.99),
+        latency_samples=latencies.samples,
+        undelivered=latencies.undelivered,
+        unchanged=latencies.unchanged,
+    )
+
+
+def _wait_quiet(clock: NotificationClock, *, quiet: float = 1.0, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not clock.quiet_for(quiet) and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+def phase_order(round_index: int) -> tuple[str, ...]:
+    """The phases of a round, rotated each round so none always runs first."""
+    phases = ("passthrough", "database", "service")
+    shift = round_index % len(phases)
+    return phases[shift:] + phases[:shift]
+
+
+# -- the run ------------------------------------------------------------------------------
 
 
 def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFigures:
+    load_before = os.getloadavg()
     # The directory must outlive the services started in it, so it is entered first.
     with (
         tempfile.TemporaryDirectory(prefix="consultease-bench-") as tmp,
@@ -352,95 +952,82 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
         step("starting services")
         endpoints = provide_services(stack, settings, data_dir=workdir, report=log.info)
         database_url = stack.enter_context(scratch_database(endpoints.database_url))
+        _unique_ids(database_url)
         ids = create_bench_rows(database_url, options.desks)
-
-        step("baseline (b): one UPDATE + NOTIFY per transaction")
-        baseline_db = baseline_update_notify(
-            database_url, duration=options.duration, rows=options.desks
+        stack.callback(clear_state, endpoints, ids)
+        broker_pid, broker = _find_broker(endpoints, configured=settings.mqtt_url is not None)
+        run = _Run(
+            endpoints=endpoints,
+            database_url=database_url,
+            ids=ids,
+            options=options,
+            workdir=workdir,
+            broker_pid=broker_pid,
+            perf=perf_support(),
+            step=step,
         )
-
-        step("baseline (a): broker pass-through, QoS 1")
-        baseline_broker = broker_passthrough(endpoints, ids, options, workdir)
-
-        vacuum(database_url)  # the baseline left thousands of dead row versions behind
-
-        ingest = IngestProcess(endpoints, database_url)
-        stack.callback(ingest.stop)
-        clock = NotificationClock(database_url)
-        stack.callback(clock.close)
-
-        # Latency first, on a system that is not still digesting a flood.
-        step(f"latency at an offered {options.offered_rate:.0f} updates/s")
-        # As in the flat-out phase, the first seconds (200 desks connecting and
-        # announcing themselves at once) are warm-up, not the steady offered load.
-        paced_started = time.time()
-        with desks(
-            endpoints,
-            ids,
-            seconds=options.warmup + options.duration,
-            rate_per_minute=options.offered_rate * 60 / options.desks,
-            workdir=workdir,
-            name="paced",
-        ) as paced_journal:
-            pass
-        _settle(ingest)
-        measured_from = paced_started + options.warmup
-        paced = latencies_ms(paced_journal, clock.arrivals, since=measured_from)
-        paced_sent = count_status_messages(paced_journal, since=measured_from)
-
-        step("ingest: desks publishing as fast as they can")
-        clock.arrivals.clear()
-        with desks(
-            endpoints,
-            ids,
-            seconds=options.warmup + options.duration,
-            rate_per_minute=None,
-            workdir=workdir,
-            name="flood",
-        ) as flood_journal:
-            time.sleep(options.warmup)
-            before, started = ingest.metrics(), time.perf_counter()
-            time.sleep(options.duration)
-            after, elapsed = ingest.metrics(), time.perf_counter() - started
-
-        def delta(name: str) -> float:
-            return after.get(name, 0.0) - before.get(name, 0.0)
-
-        applied = delta("consultease_ingest_messages_applied_total")
-        received = delta("consultease_ingest_messages_received_total")
-        batches = delta("consultease_ingest_batch_size_count")
-        batch_sum = delta("consultease_ingest_batch_size_sum")
-        _settle(ingest)
-        flood = latencies_ms(flood_journal, clock.arrivals)
-        rss = ingest.peak_rss_mb()
-
-    return BenchFigures(
-        desks=options.desks,
-        duration=options.duration,
-        applied_per_second=applied / elapsed,
-        published_per_second=received / elapsed,
-        mean_batch_size=batch_sum / batches if batches else 0.0,
-        flood_latency_p50_ms=percentile(flood, 0.50),
-        flood_latency_p99_ms=percentile(flood, 0.99),
-        offered_rate=options.offered_rate,
-        offered_achieved_per_second=paced_sent / options.duration,
-        offered_latency_p50_ms=percentile(paced, 0.50),
-        offered_latency_p99_ms=percentile(paced, 0.99),
-        offered_latency_samples=len(paced),
-        baseline_broker_per_second=baseline_broker,
-        baseline_database_per_second=baseline_db,
-        ingest_peak_rss_mb=rss,
+        rounds = [_round(run, index) for index in range(options.rounds)]
+    return BenchFigures.of(
+        options=options,
+        rounds=tuple(rounds),
+        load_before=load_before,
+        load_after=os.getloadavg(),
+        broker=broker,
+        perf=run.perf,
     )
 
 
-def _settle(ingest: IngestProcess, timeout: float = 30) -> None:
-    """Wait until the service has applied everything it was sent."""
-    deadline = time.monotonic() + timeout
-    last = -1.0
-    while time.monotonic() < deadline:
-        metrics = ingest.metrics()
-        processed = metrics.get("consultease_ingest_messages_received_total", 0.0)
-        if processed == last and metrics.get("consultease_ingest_queue_depth", 0.0) == 0:
-            return
-        last = processed
-        time.sleep(0.5)
+def _round(run: _Run, index: int) -> Round:
+    order = phase_order(index)
+    label = f"round {index + 1}/{run.options.rounds}"
+    results: dict[str, Any] = {}
+    for phase in order:
+        if phase == "passthrough":
+            run.step(f"{label}: baseline (a) broker pass-through")
+            results[phase] = passthrough(run)
+        elif phase == "database":
+            run.step(f"{label}: baseline (b) one UPDATE + NOTIFY per transaction")
+            results[phase] = database(run)
+        else:
+            windows = []
+            for position, mode in enumerate(run.options.state_modes):
+                run.step(f"{label}: the ingest service (state publisher: {mode.value})")
+                window, paced = service(run, mode, paced=position == 0)
+                windows.append(window)
+                if paced is not None:
+                    results["paced"] = paced
+            results[phase] = tuple(windows)
+    return Round(
+        index=index + 1,
+        order=order,
+        passthrough=results["passthrough"],
+        database_per_second=results["database"],
+        services=results["service"],
+        paced=results["paced"],
+    )
+
+
+def _unique_ids(database_url: str) -> None:
+    """Bench rows get ids of their own, far from any other test's or site's, since
+    their retained state goes to the broker the bench was pointed at."""
+    start = random.randrange(10**9, 10**12)
+    with connect(database_url, autocommit=True, application_name="consultease-bench") as conn:
+        conn.execute(
+            sql.SQL("ALTER TABLE faculty ALTER COLUMN id RESTART WITH {}").format(
+                sql.Literal(start)
+            )
+        )
+
+
+def _find_broker(endpoints: Endpoints, *, configured: bool) -> tuple[int | None, str]:
+    endpoint = MqttEndpoint.parse(endpoints.mqtt_url)
+    pid = listening_pid(endpoint.port) if endpoint.host in ("127.0.0.1", "localhost") else None
+    if pid == os.getpid():
+        return None, "amqtt inside the bench process: no CPU figure of its own"
+    if pid is None:
+        return None, f"{endpoint.host}:{endpoint.port}: not on this machine, no CPU figure"
+    if configured:
+        return pid, (
+            f"the configured broker (pid {pid}): its CPU includes every other client's traffic"
+        )
+    return pid, f"a private mosquitto (pid {pid}): its CPU is this benchmark's alone"

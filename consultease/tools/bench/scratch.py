@@ -4,6 +4,7 @@ created in one statement and removed with their history."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Iterator, Sequence
 
@@ -14,6 +15,8 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from consultease.db.connection import connect
 from consultease.db.migrate import upgrade
 from consultease.errors import ConsultEaseError
+
+log = logging.getLogger(__name__)
 
 BENCH_DEPARTMENT = "Benchmark"
 
@@ -52,6 +55,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
         raise ConsultEaseError(
             f"the benchmark needs to create a scratch database: {exc}".splitlines()[0]
         ) from exc
+    log.info("benchmark scratch database %s (dropped afterwards)", name)
     params["dbname"] = name
     url = make_conninfo(**params)  # type: ignore[arg-type]
     try:
