@@ -60,7 +60,12 @@ from consultease.domain import (
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
 from consultease.ingest.metrics import UNPARSED, IngestMetrics, MetricsServer
 from consultease.ingest.state_process import StateProcess
-from consultease.ingest.state_publisher import StateMode, StateService
+from consultease.ingest.state_publisher import (
+    StateMode,
+    StateService,
+    endpoint_url,
+    state_endpoint,
+)
 from consultease.ingest.stats import Counters, IngestStats
 from consultease.ingest.store import Store
 from consultease.ingest.transport import BufferedClient, MqttProtocol
@@ -631,11 +636,11 @@ class IngestService:
 
     def _start_state_publisher(self) -> None:
         client_id = f"{self.client_id}-state"
+        endpoint = state_endpoint(self.endpoint)
         if self.state_mode is StateMode.PROCESS:
-            assert self.settings.mqtt_url is not None  # mqtt_endpoint() checked it
             self._state = StateProcess(
                 database_url=self.database_url,
-                mqtt_url=self.settings.mqtt_url,
+                mqtt_url=endpoint_url(endpoint),
                 client_id=client_id,
                 ca_file=self._ca_file,
                 on_published=self._count_state_published,
@@ -644,7 +649,7 @@ class IngestService:
         else:
             self._state = StateService(
                 self.database_url,
-                self.endpoint,
+                endpoint,
                 client_id=client_id,
                 ca_file=self._ca_file,
                 on_published=self._count_state_published,
