@@ -1,4 +1,4 @@
-"""An ingest database login speaks for desks only (sql/006_desk_source_only.sql):
+"""An ingest database login speaks for desks only (sql/006_hardening.sql):
 it may not make a status look set by an admin, in the row or in the audit trail."""
 
 from __future__ import annotations

@@ -46,3 +46,18 @@ $$;
 CREATE TRIGGER status_change_desk_source_only
     BEFORE INSERT ON status_change
     FOR EACH ROW EXECUTE FUNCTION status_change_desk_source_only_v1();
+
+-- Login back-off per source (consultease.admin.accounts). A source is where a
+-- login comes from: the kiosk or host and OS user running the CLI or the panel.
+-- Every failed login from a source, for any username (unknown ones too), counts;
+-- past a few, the source must wait, twice as long after each further failure.
+-- It is judged on the database clock, like the account lock.
+CREATE TABLE admin_login_source (
+    source          text        PRIMARY KEY CHECK (length(source) BETWEEN 1 AND 200),
+    failures        integer     NOT NULL DEFAULT 0 CHECK (failures >= 0),
+    last_failed_at  timestamptz,
+    blocked_until   timestamptz
+);
+
+SELECT consultease_grant_v1('consultease_admin',
+    'GRANT SELECT, INSERT, UPDATE ON admin_login_source TO %I');
