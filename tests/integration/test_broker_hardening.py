@@ -15,6 +15,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import psycopg
 
+from consultease.config import MqttEndpoint
+from consultease.health import broker_reachable
 from tests.integration.test_security_mqtt import (
     INGEST,
     Client,
@@ -162,3 +164,29 @@ def test_a_desk_using_the_ingest_client_id_cannot_wipe_its_session(
     assert db.execute(
         "SELECT count(*) FROM status_change WHERE faculty_id = %s", (victim,)
     ).fetchone() == (1,)
+
+
+def test_health_checks_the_broker_without_taking_the_ingest_services_connection(
+    tmp_path: Path, database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    faculty_id = add_faculty(db, name="Dr. Health")
+    with (
+        secure_broker(tmp_path, [faculty_id]) as broker,
+        login_in(database_url, "consultease_ingest") as ingest_db_url,
+        running_service(settings_for(ingest_db_url, broker.url(INGEST)), protocol="5"),
+    ):
+        checks = [
+            broker_reachable(MqttEndpoint.parse(broker.url(INGEST)), timeout=5) for _ in range(3)
+        ]
+        with connected(broker, f"desk-{faculty_id}") as desk:
+            desk.publish(topic(faculty_id, "status"), status_json("available", version=1))
+        wait_until(
+            lambda: faculty_row(db, faculty_id)["desk_version"] == 1,
+            timeout=15,
+            message="the update, on the service's first connection",
+        )
+        log = (tmp_path / "broker" / "mosquitto.log").read_text()
+    assert all(check.ok for check in checks), checks
+    assert "refuses clients without a login" in checks[0].detail
+    # The service connected once and was never pushed off by a check.
+    assert log.count(f"u'{INGEST}')") == 1, log
