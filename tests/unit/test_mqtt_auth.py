@@ -24,7 +24,10 @@ from consultease.broker.credentials import (
     service_credentials,
     verify_password,
 )
+from consultease.cli import main
+from consultease.config import MqttEndpoint
 from consultease.errors import ValidationError
+from consultease.ingest.state_publisher import endpoint_url, state_endpoint
 from consultease.payloads import INBOUND_SUFFIXES
 
 BROKER_DIR = Path(__file__).resolve().parents[2] / "consultease" / "broker"
@@ -290,3 +293,56 @@ def test_ingest_logins_share_one_secret_group_kept_in_the_acl(tmp_path: Path) ->
 def test_an_ingest_name_that_is_no_plain_word_is_refused(name: str) -> None:
     with pytest.raises(ValidationError):
         service_credentials("ingest", name=name)
+
+
+def test_each_kiosk_gets_a_login_of_its_own() -> None:
+    kiosk = service_credentials("kiosk", name="lobby-1")
+    assert kiosk.username == "consultease-kiosk-lobby-1"
+    assert _rules(kiosk.acl_block) == [
+        "user consultease-kiosk-lobby-1",
+        "topic read consultease/faculty/+/state",
+    ]
+    assert kiosk.shared_group is None and kiosk.companion is None
+
+
+def test_an_ingest_login_comes_with_its_state_publishers_login(tmp_path: Path) -> None:
+    ingest = service_credentials("ingest", name="a")
+    assert ingest.companion is not None
+    state = ingest.companion
+    assert state.username == "consultease-ingest-a-state"
+    assert state.password == ingest.password
+    assert _rules(state.acl_block) == [
+        "user consultease-ingest-a-state",
+        "topic readwrite consultease/faculty/+/state",
+    ]
+    passwd, acl = tmp_path / "passwd", tmp_path / "acl"
+    install(ingest, password_file=passwd, acl_file=acl)
+    rotated = service_credentials("ingest", name="a")
+    install(rotated, password_file=passwd, acl_file=acl)
+    lines = dict(line.split(":", 1) for line in passwd.read_text().splitlines())
+    assert set(lines) == {"consultease-ingest-a", "consultease-ingest-a-state"}
+    assert verify_password(lines["consultease-ingest-a-state"], rotated.password)
+    assert acl.read_text().count("user consultease-ingest-a-state\n") == 1
+
+
+def test_the_state_publisher_connects_as_the_companion_login() -> None:
+    endpoint = MqttEndpoint.parse("mqtts://consultease-ingest-a:p%40ss%2Fw@broker:8883")
+    state = state_endpoint(endpoint)
+    assert (state.username, state.password) == ("consultease-ingest-a-state", "p@ss/w")
+    assert MqttEndpoint.parse(endpoint_url(state)) == state
+    anonymous = MqttEndpoint.parse("mqtt://127.0.0.1:1883")
+    assert state_endpoint(anonymous) == anonymous
+
+
+def test_the_cli_prints_one_secret_group_for_every_ingest_login(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = ["--password-file", str(tmp_path / "p"), "--acl-file", str(tmp_path / "a")]
+    groups = []
+    for name in ("a", "b"):
+        assert main(["desk", "credentials", "--service", "ingest", "--name", name, *files]) == 0
+        out = capsys.readouterr().out
+        groups += [line.split()[-1] for line in out.splitlines() if "ingest --shared" in line]
+    assert len(groups) == 2 and groups[0] == groups[1]
+    assert groups[0] in (tmp_path / "a").read_text()
+    assert main(["desk", "credentials", "3", "--name", "x"]) != 0
