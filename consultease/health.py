@@ -3,9 +3,11 @@
 Checks the database (reachable, schema present, NOTIFY queue usage against
 its threshold and the sessions stalling it, desks online and offline,
 rejections in the last hour by reason) and the broker (an MQTT connect and a
-clean disconnect). Healthy means both are reachable and the NOTIFY queue is
-below its threshold; ``fix`` drops the stalled sessions
-(``consultease.db.notify_guard``).
+clean disconnect, without logging in: the shipped broker ties a client id to its
+login, so a check logged in as the ingest service would take over its connection
+and end its session; a broker's answer, even "not authorized", proves it is up).
+Healthy means both are reachable and the NOTIFY queue is below its threshold;
+``fix`` drops the stalled sessions (``consultease.db.notify_guard``).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -203,12 +205,21 @@ def _check_broker(url: str | None, *, timeout: float, ca_file: str | None) -> Ch
     return broker_reachable(endpoint, timeout=timeout, ca_file=ca_file)
 
 
+_LOGIN_REFUSED: Final = frozenset({4, 5, 134, 135})
+"""CONNACK codes refusing a login: 3.1.1 bad credentials / not authorized, 5's too."""
+
+
 def broker_reachable(
     endpoint: MqttEndpoint, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None
 ) -> Check:
-    """Connect (MQTT 3.1.1, which every broker speaks), then disconnect cleanly."""
+    """Connect (MQTT 3.1.1, which every broker speaks), then disconnect cleanly.
+
+    The login in ``endpoint`` is never used (see the module's docstring): an
+    answer refusing an anonymous client counts as reachable.
+    """
     connected = threading.Event()
     refused: list[str] = []
+    anonymous_refused: list[str] = []
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"consultease-health-{uuid.uuid4().hex[:8]}",
@@ -225,13 +236,12 @@ def broker_reachable(
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            refused.append(str(reason_code))
+            login = reason_code.value in _LOGIN_REFUSED
+            (anonymous_refused if login else refused).append(str(reason_code))
         connected.set()
 
     client.on_connect = on_connect
     client.connect_timeout = timeout
-    if endpoint.username is not None:
-        client.username_pw_set(endpoint.username, endpoint.password)
     started = time.perf_counter()
     try:
         if endpoint.tls:
@@ -249,4 +259,10 @@ def broker_reachable(
             client.loop_stop()
     except (OSError, ValueError) as exc:
         return Check(ok=False, detail=f"{endpoint.url()}: {exc}")
+    if anonymous_refused:
+        return Check(
+            ok=True,
+            detail=f"{endpoint.url()} answered in {elapsed_ms:.0f} ms "
+            "(refuses clients without a login, as it should)",
+        )
     return Check(ok=True, detail=f"{endpoint.url()} accepted a connection in {elapsed_ms:.0f} ms")

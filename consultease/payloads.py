@@ -75,15 +75,20 @@ class _Reject(Exception):
 
 
 def parse(topic: str, payload: bytes) -> DeskUpdate | Rejection:
-    """The update ``payload`` on ``topic`` carries, or why it was refused. Never raises."""
+    """The update ``payload`` on ``topic`` carries, or why it was refused. Never raises.
+
+    A rejection keeps only the first ``MAX_PAYLOAD_BYTES`` of the payload (what
+    ``ingest_rejection`` stores, SPEC 5.2), so a queued refused message costs no
+    more memory than a valid one, however large it was."""
     try:
         return _parse(topic, payload)
     except _Reject as exc:
-        return Rejection(topic=topic, payload=payload, reason=exc.reason, detail=exc.detail)
+        kept = payload[:MAX_PAYLOAD_BYTES]
+        return Rejection(topic=topic, payload=kept, reason=exc.reason, detail=exc.detail)
     except Exception as exc:  # a bug must not take the service down: refuse the message
         return Rejection(
             topic=topic,
-            payload=payload,
+            payload=payload[:MAX_PAYLOAD_BYTES],
             reason=RejectReason.INVALID_FIELD,
             detail=_cut(f"parser error: {type(exc).__name__}"),
         )

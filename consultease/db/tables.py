@@ -71,6 +71,15 @@ admin_user = Table(
     Column("password_changed_at", DateTime(timezone=True)),
 )
 
+admin_login_source = Table(
+    "admin_login_source",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failed_at", DateTime(timezone=True)),
+    Column("blocked_until", DateTime(timezone=True)),
+)
+
 audit_log = Table(
     "audit_log",
     metadata,

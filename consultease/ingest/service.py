@@ -31,7 +31,6 @@ packet id.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Sequence
@@ -58,9 +57,16 @@ from consultease.domain import (
     rejected,
 )
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
+from consultease.ingest import buffer
+from consultease.ingest.buffer import DEFAULT_QUEUE_BYTES, ByteBoundedQueue
 from consultease.ingest.metrics import UNPARSED, IngestMetrics, MetricsServer
 from consultease.ingest.state_process import StateProcess
-from consultease.ingest.state_publisher import StateMode, StateService
+from consultease.ingest.state_publisher import (
+    StateMode,
+    StateService,
+    endpoint_url,
+    state_endpoint,
+)
 from consultease.ingest.stats import Counters, IngestStats
 from consultease.ingest.store import Store
 from consultease.ingest.transport import BufferedClient, MqttProtocol
@@ -112,6 +118,12 @@ def _cut(payload: bytes) -> bytes:
     return payload[:_PAYLOAD_LOG_LIMIT]
 
 
+def _size(item: Inbound) -> int:
+    """What a queued message costs beyond ``buffer.ITEM_OVERHEAD``: its payload
+    (at most ``MAX_PAYLOAD_BYTES``, since ``parse`` cuts a rejected one) and topic."""
+    return len(item.payload) + len(item.topic)
+
+
 @dataclass(frozen=True, slots=True)
 class _Delivery:
     """One message taken from the broker: what to ack, on which connection, and its content."""
@@ -138,6 +150,7 @@ class IngestService:
         shared_group: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         publish_state: bool = True,
         state_mode: StateMode | str = StateMode.PROCESS,
         metrics_registry: CollectorRegistry | None = None,
@@ -153,6 +166,8 @@ class IngestService:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if queue_size < 1:
             raise ConfigError(f"queue size must be at least 1, got {queue_size}")
+        if queue_bytes < 1:
+            raise ConfigError(f"queue bytes must be at least 1, got {queue_bytes}")
         self.settings = settings
         self.database_url = settings.require_database_url()
         self.endpoint: MqttEndpoint = settings.mqtt_endpoint()
@@ -160,6 +175,7 @@ class IngestService:
         self.shared_group = shared_group
         self.batch_size = batch_size
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.state_mode = StateMode(state_mode) if publish_state else StateMode.OFF
         self.publish_state = self.state_mode is not StateMode.OFF
         self.subscriptions = subscriptions(shared_group)
@@ -170,7 +186,9 @@ class IngestService:
         self._metrics_port = metrics_port
         self.metrics = IngestMetrics(metrics_registry)
 
-        self._queue: queue.Queue[_Delivery] = queue.Queue(maxsize=queue_size)
+        self._queue: ByteBoundedQueue[_Delivery] = ByteBoundedQueue(
+            max_items=queue_size, max_bytes=queue_bytes
+        )
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._counters = Counters()
         self._received_by_kind = {
@@ -439,9 +457,9 @@ class IngestService:
             if self._stopping.is_set():
                 return  # not acked: the broker keeps it for the next session
             try:
-                self._queue.put(delivery, timeout=_POLL)
+                self._queue.put(delivery, _size(item), timeout=_POLL)
                 break
-            except queue.Full:
+            except buffer.Full:
                 continue
         kind = UNPARSED if isinstance(item, Rejection) else item.kind.value
         self._received_by_kind[kind].inc()
@@ -477,13 +495,13 @@ class IngestService:
             return None
         try:
             first = self._queue.get(timeout=_POLL)
-        except queue.Empty:
+        except buffer.Empty:
             return None if self._stopping.is_set() else []
         batch = [first]
         while len(batch) < self.batch_size:
             try:
                 batch.append(self._queue.get_nowait())
-            except queue.Empty:
+            except buffer.Empty:
                 break
         return batch
 
@@ -631,11 +649,11 @@ class IngestService:
 
     def _start_state_publisher(self) -> None:
         client_id = f"{self.client_id}-state"
+        endpoint = state_endpoint(self.endpoint)
         if self.state_mode is StateMode.PROCESS:
-            assert self.settings.mqtt_url is not None  # mqtt_endpoint() checked it
             self._state = StateProcess(
                 database_url=self.database_url,
-                mqtt_url=self.settings.mqtt_url,
+                mqtt_url=endpoint_url(endpoint),
                 client_id=client_id,
                 ca_file=self._ca_file,
                 on_published=self._count_state_published,
@@ -644,7 +662,7 @@ class IngestService:
         else:
             self._state = StateService(
                 self.database_url,
-                self.endpoint,
+                endpoint,
                 client_id=client_id,
                 ca_file=self._ca_file,
                 on_published=self._count_state_published,
