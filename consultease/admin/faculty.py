@@ -400,7 +400,7 @@ class FacultyAdmin:
             conn.execute(
                 update(faculty)
                 .where(faculty.c.id == faculty_id)
-                .values(desk_version=None, desk_ts=None)
+                .values(desk_version=None, desk_ts=None, desk_uptime_ms=None, desk_uptime_at=None)
             )
             _audit(
                 conn,
