@@ -25,3 +25,7 @@ SELECT consultease_grant_v1('consultease_ingest',
     'GRANT UPDATE (desk_uptime_ms, desk_uptime_at) ON faculty TO %I');
 SELECT consultease_grant_v1('consultease_ingest', 'GRANT SELECT, INSERT ON desk_name_mismatch TO %I');
 SELECT consultease_grant_v1('consultease_admin', 'GRANT SELECT ON desk_name_mismatch TO %I');
+
+-- `consultease faculty add --id N` and `faculty import` keep given ids (desks have them
+-- compiled in): the admin then moves the id sequence past them (setval).
+SELECT consultease_grant_v1('consultease_admin', 'GRANT SELECT, UPDATE ON SEQUENCE faculty_id_seq TO %I');
