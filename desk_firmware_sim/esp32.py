@@ -124,7 +124,7 @@ class Esp32Firmware:
         return self._grace_until is not None
 
     def uptime_ms(self, now: float) -> int:
-        return max(0, int((now - self.booted_at) * 1000))
+        return max(0, round((now - self.booted_at) * 1000))
 
     # -- the keychain ----------------------------------------------------------
 
@@ -219,7 +219,7 @@ class Esp32Firmware:
             "ntp_sync_status": "SYNCED" if self.ntp_synced else "PENDING",
         }
         if self._grace_until is not None:
-            remaining = max(0, int((self._grace_until - now) * 1000))
+            remaining = max(0, round((self._grace_until - now) * 1000))
             body["grace_period_remaining"] = remaining
             body["in_grace_period"] = True
             body["detailed_status"] = f"AVAILABLE (reconnecting... {remaining // 1000}s)"

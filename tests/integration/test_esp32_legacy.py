@@ -4,14 +4,19 @@ clean session per connect, and the offline queue drained after the fresh status.
 
 from __future__ import annotations
 
+import json
 import os
+import queue
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
 import pytest
+from paho.mqtt import publish
+from paho.mqtt.enums import CallbackAPIVersion
 
 from consultease.admin.faculty import FacultyAdmin
 from consultease.broker.config import adapted_config
@@ -19,7 +24,7 @@ from consultease.broker.credentials import desk_credentials, install, service_cr
 from consultease.domain import Status
 from consultease.tools.servers import MosquittoInstance, free_port
 from desk_firmware_sim.config import SimConfig
-from desk_firmware_sim.esp32_runner import Esp32Fleet, Esp32Unit
+from desk_firmware_sim.esp32_runner import AnswerPolicy, Esp32Fleet, Esp32Unit
 from tests.support.factories import add_faculty
 from tests.support.ingest import (
     private_broker,
@@ -238,3 +243,48 @@ def test_legacy_desks_work_end_to_end_through_the_shipped_config_and_stay_in_the
             with legacy_desk(f"mqtt://desk-4:{passwords['desk-4']}@127.0.0.1:{port}", 4):
                 settle(db, 4, ("available", True, "desk"))
     assert status_changes(db, 4) == [("away", "available")], "desk-3 never touched faculty 4"
+
+
+# -- consultation requests on the desk --------------------------------------------------
+
+
+@pytest.mark.parametrize("present", [True, False], ids=["present", "away"])
+def test_a_request_is_shown_and_answered_on_responses_only_while_present(
+    tmp_path: Path, present: bool
+) -> None:
+    with private_broker(tmp_path / "mosquitto") as broker:
+        answers: queue.Queue[tuple[str, bytes, int]] = queue.Queue()
+        listener = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=unique_client_id("resp"))
+        listener.on_message = lambda c, u, m: answers.put((m.topic, bytes(m.payload), m.qos))
+        listener.connect("127.0.0.1", broker.port)
+        listener.subscribe("consultease/faculty/+/responses", qos=1)
+        listener.loop_start()
+        config = SimConfig(faculty_ids=(5,), mqtt_url=broker.url, seed=5)
+        policy = AnswerPolicy(acknowledge=1.0, busy=0.0, delay_min=0.2, delay_max=0.3)
+        try:
+            with Esp32Fleet(
+                config, answers=policy, behaviour=False, initially_present=present
+            ) as fleet:
+                unit = fleet.units[5]
+                assert unit.wait_connected(10)
+                wait_until(lambda: unit.sent, timeout=5)  # subscribed before its first publish
+                publish.single(
+                    "consultease/faculty/5/messages",
+                    "CID:77 From:Juan (SID:-): Thesis",
+                    qos=1,
+                    hostname="127.0.0.1",
+                    port=broker.port,
+                )
+                if present:
+                    topic, payload, qos = answers.get(timeout=10)
+                    body = json.loads(payload)
+                    assert (topic, qos) == ("consultease/faculty/5/responses", 0)
+                    assert (body["response_type"], body["message_id"]) == ("ACKNOWLEDGE", "77")
+                    assert unit.firmware.shown == ["CID:77 From:Juan (SID:-): Thesis"]
+                else:
+                    with pytest.raises(queue.Empty):
+                        answers.get(timeout=1.5)
+                    assert unit.firmware.shown == [], "dropped while away, not kept"
+        finally:
+            listener.loop_stop()
+            listener.disconnect()
