@@ -5,6 +5,7 @@ clean session per connect, and the offline queue drained after the fresh status.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 from collections.abc import Iterator
@@ -21,7 +22,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from consultease.admin.faculty import FacultyAdmin
 from consultease.broker.config import adapted_config
 from consultease.broker.credentials import desk_credentials, install, service_credentials
+from consultease.config import Settings
 from consultease.domain import Status
+from consultease.health import check_health
 from consultease.tools.servers import MosquittoInstance, free_port
 from desk_firmware_sim.config import SimConfig
 from desk_firmware_sim.esp32_runner import AnswerPolicy, Esp32Fleet, Esp32Unit
@@ -288,3 +291,38 @@ def test_a_request_is_shown_and_answered_on_responses_only_while_present(
         finally:
             listener.loop_stop()
             listener.disconnect()
+
+
+def test_a_desk_naming_someone_else_is_applied_logged_once_and_listed_by_health(
+    tmp_path: Path,
+    db: psycopg.Connection[Any],
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    faculty_id = add_faculty(db, name="Dr. Grace Hopper")
+    with private_broker(tmp_path / "mosquitto") as broker:
+        config = SimConfig(
+            faculty_ids=(faculty_id,),
+            mqtt_url=broker.url,
+            faculty_names={faculty_id: "Dr. Alan Turing"},
+        )
+        settings = settings_for(database_url, broker.url)
+        with (
+            caplog.at_level(logging.WARNING, logger="consultease.ingest.store"),
+            running_service(settings, publish_state=False),
+            Esp32Fleet(config, behaviour=False, initially_present=True) as fleet,
+        ):
+            unit = fleet.units[faculty_id]
+            settle(db, faculty_id, ("available", True, "desk"))
+            for present in (False, True):
+                unit.set_present(present)
+            wait_until(lambda: row(db, faculty_id)[0] == "available" and len(
+                status_changes(db, faculty_id)) == 3, timeout=15)  # fmt: skip
+        report = check_health(Settings(database_url=database_url, mqtt_url=broker.url))
+    warnings = [r for r in caplog.records if "Dr. Alan Turing" in r.getMessage()]
+    assert len(warnings) == 1, "logged once per desk, not once per message"
+    assert [(m.faculty_id, m.desk_name, m.row_name) for m in report.name_mismatches] == [
+        (faculty_id, "Dr. Alan Turing", "Dr. Grace Hopper")
+    ]
+    db.execute("UPDATE faculty SET name = 'Dr. Alan Turing' WHERE id = %s", (faculty_id,))
+    assert check_health(Settings(database_url=database_url)).name_mismatches == ()
