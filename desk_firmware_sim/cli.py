@@ -17,6 +17,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from desk_firmware_sim.answers import AnswerPolicy
 from desk_firmware_sim.config import (
     DEFAULT_MQTT_URL,
     MqttVersion,
@@ -24,7 +25,7 @@ from desk_firmware_sim.config import (
     parse_id_list,
 )
 from desk_firmware_sim.errors import ConfigError, SimError
-from desk_firmware_sim.esp32_runner import AnswerPolicy, Esp32Fleet, SentPublish
+from desk_firmware_sim.esp32_runner import Esp32Fleet, SentPublish
 from desk_firmware_sim.faults import FaultConfig
 from desk_firmware_sim.records import JsonlRecorder
 from desk_firmware_sim.runner import Fleet

@@ -22,13 +22,13 @@ the publishes to make; the runner (``desk_firmware_sim.esp32_runner``) does the 
 
 from __future__ import annotations
 
-import enum
 import json
-import re
 import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from desk_firmware_sim.answers import CID, Response
 
 TOPIC_ROOT = "consultease/faculty"
 OLD_TOPIC_ROOT = "faculty"
@@ -37,14 +37,6 @@ KEEPALIVE = 60
 SUBSCRIBE_QOS = 1
 HEARTBEAT_INTERVAL = 30.0
 DIAGNOSTICS_INTERVAL = 600.0
-_CID = re.compile(r"CID:(\S+)")
-
-
-class Response(enum.StrEnum):
-    """The two buttons: blue acknowledges, red says busy."""
-
-    ACKNOWLEDGE = "ACKNOWLEDGE"
-    BUSY = "BUSY"
 
 
 def topic(faculty_id: int, suffix: str) -> str:
@@ -306,7 +298,7 @@ class Esp32Firmware:
         """A message on one of the two subscriptions; True when the screen changed."""
         if topic_name == topic(self.faculty_id, "messages"):
             text = payload.decode("utf-8", "replace")
-            match = _CID.search(text)
+            match = CID.search(text)
             if match is None or not self.present:
                 return False  # no CID: dropped (ino:1990-2006); away: dropped (ino:2009-2015)
             self.screen = Consultation(cid=match.group(1), text=text, shown_at=now)

@@ -27,6 +27,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from desk_firmware_sim.answers import AnswerPolicy, Response
 from desk_firmware_sim.config import BrokerUrl, SimConfig
 from desk_firmware_sim.errors import SimError
 from desk_firmware_sim.esp32 import (
@@ -36,7 +37,6 @@ from desk_firmware_sim.esp32 import (
     SUBSCRIBE_QOS,
     Esp32Firmware,
     Publish,
-    Response,
     client_id,
     subscriptions,
 )
@@ -47,33 +47,6 @@ _log = logging.getLogger(__name__)
 TICK = 0.1
 RECONNECT_DELAY = 1.0
 """The firmware retries MQTT every few seconds; tests want it prompt."""
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class AnswerPolicy:
-    """How the simulated lecturer answers a consultation request on screen: ACKNOWLEDGE
-    with ``acknowledge``, BUSY with ``busy``, else never (so the request expires), after
-    a delay drawn uniformly from ``delay_min..delay_max`` seconds."""
-
-    acknowledge: float = 0.6
-    busy: float = 0.25
-    delay_min: float = 5.0
-    delay_max: float = 45.0
-
-    def __post_init__(self) -> None:
-        if min(self.acknowledge, self.busy) < 0 or self.acknowledge + self.busy > 1:
-            raise SimError("answer probabilities must be >= 0 and add up to at most 1")
-        if not 0 <= self.delay_min <= self.delay_max:
-            raise SimError("answer delays must satisfy 0 <= min <= max")
-
-    def choose(self, rng: random.Random) -> tuple[Response | None, float]:
-        draw = rng.random()
-        delay = rng.uniform(self.delay_min, self.delay_max)
-        if draw < self.acknowledge:
-            return Response.ACKNOWLEDGE, delay
-        if draw < self.acknowledge + self.busy:
-            return Response.BUSY, delay
-        return None, delay
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

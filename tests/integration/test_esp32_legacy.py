@@ -26,8 +26,9 @@ from consultease.config import Settings
 from consultease.domain import Status
 from consultease.health import check_health
 from consultease.tools.servers import MosquittoInstance, free_port
+from desk_firmware_sim.answers import AnswerPolicy
 from desk_firmware_sim.config import SimConfig
-from desk_firmware_sim.esp32_runner import AnswerPolicy, Esp32Fleet, Esp32Unit
+from desk_firmware_sim.esp32_runner import Esp32Fleet, Esp32Unit
 from tests.support.factories import add_faculty
 from tests.support.ingest import (
     private_broker,

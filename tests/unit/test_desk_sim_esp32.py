@@ -8,17 +8,16 @@ import random
 
 import pytest
 
+from desk_firmware_sim.answers import AnswerPolicy, Response
 from desk_firmware_sim.cli import ESP32_LEGACY, answer_policy, build_parser, config_from_args
 from desk_firmware_sim.errors import ConfigError
 from desk_firmware_sim.esp32 import (
     OFFLINE_QUEUE_SIZE,
     Esp32Firmware,
     Publish,
-    Response,
     client_id,
     subscriptions,
 )
-from desk_firmware_sim.esp32_runner import AnswerPolicy
 
 BOOT = 1_000.0
 REQUEST = b"CID:42 From:Juan Dela Cruz (SID:2021-0001): Thesis consultation"
