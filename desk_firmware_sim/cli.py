@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the same as --firmware esp32-legacy",
     )
     answers = p.add_argument_group(
-        "consultation requests (esp32-legacy: shown and answered as the firmware does)"
+        "consultation requests (shown while the lecturer is present, answered on …/responses)"
     )
     answers.add_argument(
         "--answer-acknowledge",
@@ -284,6 +284,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> SimCon
             reconnect_delay_min=delay_min,
             reconnect_delay_max=delay_max,
         ),
+        answers=answer_policy(args),
         desk_passwords=_load_passwords(args.desk_passwords) if args.desk_passwords else {},
         mqtt_version=MqttVersion(args.mqtt_version),
         tls_ca_file=args.ca_file,
@@ -382,12 +383,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
     if config.legacy:
-        try:
-            answers = answer_policy(args)
-        except ConfigError as exc:
-            _error(str(exc))
-            return EXIT_USAGE
-        return run_esp32(config, answers, args)
+        return run_esp32(config, config.answers, args)
 
     console = Console()
     live = not (args.quiet or args.no_live) and console.is_terminal
@@ -425,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def run_esp32(config: SimConfig, answers: AnswerPolicy, args: argparse.Namespace) -> int:
+def run_esp32(config: SimConfig, answers: AnswerPolicy | None, args: argparse.Namespace) -> int:
     """The ``esp32-legacy`` profile: units with the existing firmware until stopped."""
     verbosity = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
     _configure_logging(

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from desk_firmware_sim.answers import AnswerPolicy
 from desk_firmware_sim.errors import ConfigError
 from desk_firmware_sim.faults import FaultConfig
 from desk_firmware_sim.unit import Mode, UnitSpec
@@ -135,6 +136,8 @@ class SimConfig:
     mismatch_after: float = 5.0
     state_dir: Path | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
+    answers: AnswerPolicy | None = field(default_factory=AnswerPolicy)
+    """How the simulated lecturers answer consultation requests; ``None``: never."""
     faculty_names: Mapping[int, str] = field(default_factory=dict)
     # Per-unit broker accounts: faculty id -> password, username ``desk-{id}``.
     # Without an entry a unit uses the user and password of ``mqtt_url``.
