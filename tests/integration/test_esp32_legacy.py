@@ -37,6 +37,7 @@ from tests.support.ingest import (
     unique_client_id,
     wait_until,
 )
+from tests.support.roles import login_in
 
 pytestmark = pytest.mark.slow
 
@@ -165,8 +166,11 @@ def test_a_wifi_outage_drains_the_queue_without_spurious_changes(
     tmp_path: Path, db: psycopg.Connection[Any], database_url: str
 ) -> None:
     faculty_id = add_faculty(db)
-    with private_broker(tmp_path / "mosquitto") as broker:
-        settings = settings_for(database_url, broker.url)
+    with (
+        private_broker(tmp_path / "mosquitto") as broker,
+        login_in(database_url, "consultease_ingest") as ingest_url,  # its privileges suffice
+    ):
+        settings = settings_for(ingest_url, broker.url)
         with (
             running_service(settings, publish_state=False) as service,
             legacy_desk(broker.url, faculty_id) as desk,
@@ -307,10 +311,10 @@ def test_a_desk_naming_someone_else_is_applied_logged_once_and_listed_by_health(
             mqtt_url=broker.url,
             faculty_names={faculty_id: "Dr. Alan Turing"},
         )
-        settings = settings_for(database_url, broker.url)
         with (
             caplog.at_level(logging.WARNING, logger="consultease.ingest.store"),
-            running_service(settings, publish_state=False),
+            login_in(database_url, "consultease_ingest") as ingest_url,
+            running_service(settings_for(ingest_url, broker.url), publish_state=False),
             Esp32Fleet(config, behaviour=False, initially_present=True) as fleet,
         ):
             unit = fleet.units[faculty_id]
