@@ -25,6 +25,7 @@ from consultease.broker.credentials import desk_credentials, install, service_cr
 from consultease.config import Settings
 from consultease.domain import Status
 from consultease.health import check_health
+from consultease.ingest.transport import MqttProtocol
 from consultease.tools.servers import MosquittoInstance, free_port
 from desk_firmware_sim.answers import AnswerPolicy
 from desk_firmware_sim.config import SimConfig
@@ -90,9 +91,21 @@ def settle(db: psycopg.Connection[Any], faculty_id: int, expected: tuple[str, bo
     )
 
 
-@pytest.mark.parametrize("queue_qos0", [True, False], ids=["queue-qos0", "retained-reread"])
+@pytest.mark.parametrize(
+    ("queue_qos0", "protocol"),
+    [
+        (True, MqttProtocol.V5),
+        (False, MqttProtocol.V5),
+        (False, MqttProtocol.V311),
+    ],
+    ids=["queue-qos0", "retained-reread", "retained-reread-mqtt311"],
+)
 def test_a_qos0_change_while_ingest_restarts_is_not_lost(
-    tmp_path: Path, db: psycopg.Connection[Any], database_url: str, queue_qos0: bool
+    tmp_path: Path,
+    db: psycopg.Connection[Any],
+    database_url: str,
+    queue_qos0: bool,
+    protocol: MqttProtocol,
 ) -> None:
     """Either mechanism alone saves the change: the broker queueing QoS 0 for the
     service's session, or the service re-reading retained statuses on resubscribe."""
@@ -101,12 +114,12 @@ def test_a_qos0_change_while_ingest_restarts_is_not_lost(
     with MosquittoInstance(tmp_path / "mosquitto", extra_config=extra) as broker:
         settings = settings_for(database_url, broker.url, client_id=unique_client_id())
         with ExitStack() as stack:
-            with running_service(settings, publish_state=False):
+            with running_service(settings, publish_state=False, protocol=protocol):
                 desk = stack.enter_context(legacy_desk(broker.url, faculty_id))
                 settle(db, faculty_id, ("available", True, "desk"))
             desk.set_present(False)  # QoS 0, retained, while the service is down
             assert desk.sent[-1].publish.payload.count(b'"status":"AWAY"') == 1
-            with running_service(settings, publish_state=False):
+            with running_service(settings, publish_state=False, protocol=protocol):
                 settle(db, faculty_id, ("away", True, "desk"))
     assert status_changes(db, faculty_id) == [("away", "available"), ("available", "away")]
 
