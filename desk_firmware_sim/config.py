@@ -131,6 +131,10 @@ class SimConfig:
     duration: float | None = None
     seed: int | None = None
     legacy: bool = False
+    """The existing ESP32 firmware: the command line then runs ``Esp32Fleet``
+    (``esp32_runner``), which behaves as that firmware does on MQTT. ``Fleet`` given
+    this flag only swaps the payload (still QoS 1 with a will): a payload check, not
+    the firmware."""
     heartbeat_interval: float = 30.0
     grace_period: float | None = None
     mismatch_after: float = 5.0
