@@ -35,6 +35,8 @@ OLD_TOPIC_ROOT = "faculty"
 OFFLINE_QUEUE_SIZE = 10
 KEEPALIVE = 60
 SUBSCRIBE_QOS = 1
+BUFFER_SIZE = 1024
+"""PubSubClient's packet buffer (config.h:146, ino:1817): a longer packet is dropped."""
 HEARTBEAT_INTERVAL = 30.0
 DIAGNOSTICS_INTERVAL = 600.0
 
@@ -76,6 +78,14 @@ class Consultation:
     cid: str
     text: str
     shown_at: float
+
+
+def packet_size(topic_name: str, payload: bytes) -> int:
+    """Bytes of a QoS 1 PUBLISH as PubSubClient buffers it: fixed header (1 byte and up
+    to 4 of length), topic length (2) and topic, packet id (2), payload."""
+    body = 2 + len(topic_name.encode()) + 2 + len(payload)
+    length_bytes = 1 if body < 128 else 2 if body < 16_384 else 3
+    return 1 + length_bytes + body
 
 
 def _json(payload: Mapping[str, object]) -> bytes:
@@ -296,25 +306,34 @@ class Esp32Firmware:
 
     def on_message(self, now: float, topic_name: str, payload: bytes) -> bool:
         """A message on one of the two subscriptions; True when the screen changed."""
+        if packet_size(topic_name, payload) > BUFFER_SIZE:
+            return False  # PubSubClient cannot read it into its buffer: never seen
         if topic_name == topic(self.faculty_id, "messages"):
-            text = payload.decode("utf-8", "replace")
-            match = CID.search(text)
-            if match is None or not self.present:
-                return False  # no CID: dropped (ino:1990-2006); away: dropped (ino:2009-2015)
-            self.screen = Consultation(cid=match.group(1), text=text, shown_at=now)
-            self.shown.append(text)
-            return True
+            return self._on_request(now, payload)
         if topic_name == topic(self.faculty_id, "cancellations"):
-            try:
-                body = json.loads(payload)
-            except ValueError:
-                return False
-            if not isinstance(body, dict) or body.get("type") != "consultation_cancelled":
-                return False
-            if self.screen is not None and str(body.get("consultation_id")) == self.screen.cid:
-                self.screen = None
-                return True
+            return self._on_cancellation(payload)
         return False
+
+    def _on_request(self, now: float, payload: bytes) -> bool:
+        text = payload.decode("utf-8", "replace")
+        match = CID.search(text)
+        if match is None or not self.present:
+            return False  # no CID: dropped (ino:1990-2006); away: dropped (ino:2009-2015)
+        self.screen = Consultation(cid=match.group(1), text=text, shown_at=now)
+        self.shown.append(text)
+        return True
+
+    def _on_cancellation(self, payload: bytes) -> bool:
+        try:
+            body = json.loads(payload)
+        except ValueError:
+            return False
+        if not isinstance(body, dict) or body.get("type") != "consultation_cancelled":
+            return False
+        if self.screen is None or str(body.get("consultation_id")) != self.screen.cid:
+            return False
+        self.screen = None
+        return True
 
     def press(self, now: float, response: Response) -> list[Publish]:
         """A button: P6 on ``…/responses`` only with a CID on screen and the faculty

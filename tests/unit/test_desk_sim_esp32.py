@@ -12,10 +12,12 @@ from desk_firmware_sim.answers import AnswerPolicy, Response
 from desk_firmware_sim.cli import ESP32_LEGACY, answer_policy, build_parser, config_from_args
 from desk_firmware_sim.errors import ConfigError
 from desk_firmware_sim.esp32 import (
+    BUFFER_SIZE,
     OFFLINE_QUEUE_SIZE,
     Esp32Firmware,
     Publish,
     client_id,
+    packet_size,
     subscriptions,
 )
 
@@ -130,6 +132,19 @@ def test_messages_without_cid_or_while_away_are_dropped(present: bool, payload: 
     assert not fw.on_message(BOOT + 5, "consultease/faculty/3/messages", payload)
     assert fw.screen is None and fw.shown == []
     assert fw.press(BOOT + 6, Response.ACKNOWLEDGE) == []
+
+
+def test_a_request_longer_than_the_firmwares_buffer_never_reaches_the_screen() -> None:
+    """500 characters of text (SPEC 9.1) can be more than 1,024 bytes in UTF-8."""
+    fw = desk()
+    head = b"CID:43 From:Juan (SID:-): "
+    topic_name = "consultease/faculty/3/messages"
+    fits = head + b"x" * (BUFFER_SIZE - packet_size(topic_name, head) - 1)
+    assert BUFFER_SIZE - 1 <= packet_size(topic_name, fits) <= BUFFER_SIZE
+    assert fw.on_message(BOOT + 5, topic_name, fits)
+    too_long = head + "é".encode() * 500
+    assert not fw.on_message(BOOT + 6, topic_name, too_long)
+    assert fw.screen is not None and fw.screen.cid == "43"
 
 
 def test_a_cancellation_clears_the_request_on_screen() -> None:
