@@ -186,7 +186,8 @@ class Store:
         self._application_name = application_name
         self._conn: psycopg.Connection[TupleRow] | None = None
         self._names_checked: set[tuple[int, str]] = set()
-        """(faculty id, payload name) pairs already compared (SPEC 3.4a: logged once)."""
+        """(faculty id, payload name) pairs compared in a committed batch (SPEC 3.4a)."""
+        self._names_pending: set[tuple[int, str]] = set()
 
     def close(self) -> None:
         if self._conn is not None:
@@ -205,7 +206,9 @@ class Store:
         """Apply ``items`` in one transaction; their outcomes, in order, after commit."""
         if not items:
             return []
-        return self._with_retry(lambda conn: self._apply(conn, items), "apply batch")
+        outcomes = self._with_retry(lambda conn: self._apply(conn, items), "apply batch")
+        self._names_checked |= self._names_pending  # committed: never compared again
+        return outcomes
 
     def mark_silent_desks_offline(self, offline_after: float) -> list[int]:
         """Set ``desk_online = false`` for desks silent longer than ``offline_after``
@@ -275,14 +278,15 @@ class Store:
         self, items: Sequence[Inbound], rows: dict[int, _Row], writes: _Writes
     ) -> None:
         """Queue each new (desk, payload name) pair that differs from the row's name."""
+        self._names_pending = set()
         for item in items:
             if not isinstance(item, DeskUpdate) or item.claimed_name is None:
                 continue
             row = rows.get(item.faculty_id)
             key = (item.faculty_id, item.claimed_name)
-            if row is None or key in self._names_checked:
+            if row is None or key in self._names_checked or key in self._names_pending:
                 continue
-            self._names_checked.add(key)
+            self._names_pending.add(key)
             if _same_name(item.claimed_name, row.name):
                 continue
             writes.mismatches.append((row.id, item.claimed_name, row.name))
