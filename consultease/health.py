@@ -48,6 +48,25 @@ WHERE received_at > now() - interval '1 hour'
 GROUP BY reason ORDER BY count(*) DESC, reason
 """
 
+_NAME_MISMATCHES = """
+SELECT m.faculty_id, m.payload_name, f.name FROM desk_name_mismatch AS m
+JOIN faculty AS f ON f.id = m.faculty_id
+WHERE f.active AND lower(m.payload_name) <> lower(f.name)
+ORDER BY m.faculty_id, m.payload_name
+"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NameMismatch:
+    """A desk whose payload ``faculty_name`` is not its row's name (SPEC 3.4a)."""
+
+    faculty_id: int
+    desk_name: str
+    row_name: str
+
+    def describe(self) -> str:
+        return f"faculty {self.faculty_id}: desk says {self.desk_name!r}, row {self.row_name!r}"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Check:
@@ -71,6 +90,7 @@ class HealthReport:
     desks_online: int | None = None
     desks_offline: int | None = None
     rejections_last_hour: Mapping[str, int] = field(default_factory=dict)
+    name_mismatches: tuple[NameMismatch, ...] = ()
 
     @property
     def queue_over_threshold(self) -> bool:
@@ -98,6 +118,10 @@ class HealthReport:
             "dropped_sessions": [s.as_dict() for s in self.dropped],
             "desks": {"online": self.desks_online, "offline": self.desks_offline},
             "rejections_last_hour": dict(self.rejections_last_hour),
+            "name_mismatches": [
+                {"faculty_id": m.faculty_id, "desk_name": m.desk_name, "row_name": m.row_name}
+                for m in self.name_mismatches
+            ],
         }
 
 
@@ -111,6 +135,7 @@ class _DatabaseFacts:
     online: int | None = None
     offline: int | None = None
     rejections: Mapping[str, int] = field(default_factory=dict)
+    mismatches: tuple[NameMismatch, ...] = ()
 
 
 def check_health(
@@ -133,6 +158,7 @@ def check_health(
         desks_online=db.online,
         desks_offline=db.offline,
         rejections_last_hour=db.rejections,
+        name_mismatches=db.mismatches,
     )
 
 
@@ -146,6 +172,10 @@ def _check_database(url: str | None, *, stalled_after: float, fix: bool) -> _Dat
             try:
                 desks = conn.execute(_DESKS).fetchone()
                 rejections = {str(r[0]): int(r[1]) for r in conn.execute(_REJECTIONS)}
+                mismatches = tuple(
+                    NameMismatch(faculty_id=int(r[0]), desk_name=str(r[1]), row_name=str(r[2]))
+                    for r in conn.execute(_NAME_MISMATCHES)
+                )
             except psycopg.errors.UndefinedTable:
                 return _DatabaseFacts(
                     check=Check(
@@ -171,6 +201,7 @@ def _check_database(url: str | None, *, stalled_after: float, fix: bool) -> _Dat
         online=int(desks[0]) if desks else 0,
         offline=int(desks[1]) if desks else 0,
         rejections=rejections,
+        mismatches=mismatches,
     )
 
 

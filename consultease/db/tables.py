@@ -41,6 +41,8 @@ faculty = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("always_available", Boolean, nullable=False),
     Column("status_since", DateTime(timezone=True), nullable=False),
+    Column("desk_uptime_ms", BigInteger),
+    Column("desk_uptime_at", DateTime(timezone=True)),
 )
 
 status_change = Table(

@@ -34,7 +34,7 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import paho.mqtt.client as mqtt
@@ -48,6 +48,7 @@ from consultease.config import MqttEndpoint, Settings
 from consultease.db.connection import describe_database
 from consultease.db.notify_guard import NotifyQueueGuard
 from consultease.domain import (
+    DeskUpdate,
     Inbound,
     Outcome,
     Rejection,
@@ -70,7 +71,13 @@ from consultease.ingest.state_publisher import (
 from consultease.ingest.stats import Counters, IngestStats
 from consultease.ingest.store import Store
 from consultease.ingest.transport import BufferedClient, MqttProtocol
-from consultease.payloads import FACULTY_TOPIC_PREFIX, INBOUND_SUFFIXES, parse
+from consultease.payloads import (
+    FACULTY_TOPIC_PREFIX,
+    INBOUND_SUFFIXES,
+    MAC_STATUS_SUFFIX,
+    STATUS_SUFFIX,
+    parse,
+)
 from consultease.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -91,6 +98,8 @@ RECONNECT_MAX_DELAY: Final = 30
 MAX_SWEEP_INTERVAL: Final = 5.0
 _POLL: Final = 0.1
 _PAYLOAD_LOG_LIMIT: Final = 64
+STATUS_FILTER_SUFFIXES: Final = (f"/{STATUS_SUFFIX}", f"/{MAC_STATUS_SUFFIX}")
+"""The filters whose retained messages are read again after every (re)subscribe."""
 
 
 class IngestFailed(ConsultEaseError):
@@ -399,16 +408,24 @@ class IngestService:
             self.endpoint.url(),
             "resumed" if flags.session_present else "new",
         )
-        if self.protocol is MqttProtocol.V5:
-            # Retained messages only for a subscription the session did not hold yet.
-            options = SubscribeOptions(
-                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
-            )
-            client.subscribe([(topic, options) for topic in self.subscriptions])
-        elif not flags.session_present:
+        # Subscribe after every connect, even to a resumed session: the status filters
+        # ask for the retained statuses every time (SPEC 3.4a), so a QoS 0 status the
+        # broker did not queue while we were away is read from its retained store and
+        # applied under the ordering rules; the rest only for a new subscription.
+        if self.protocol is not MqttProtocol.V5:
+            # MQTT 3.1.1 sends the retained messages on every subscribe.
             client.subscribe([(topic, 1) for topic in self.subscriptions])
-        else:
-            self._mark_ready()
+            return
+        client.subscribe([(topic, self._subscribe_options(topic)) for topic in self.subscriptions])
+
+    @staticmethod
+    def _subscribe_options(topic: str) -> SubscribeOptions:
+        handling = (
+            SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE
+            if topic.endswith(STATUS_FILTER_SUFFIXES)
+            else SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+        )
+        return SubscribeOptions(qos=1, retainHandling=handling)
 
     def _mark_ready(self) -> None:
         log.info("ingest ready: subscribed to %s", ", ".join(self.subscriptions))
@@ -452,6 +469,9 @@ class IngestService:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         """Parse and enqueue; block while the queue is full (back-pressure)."""
         item = parse(message.topic, bytes(message.payload))
+        if message.retain and isinstance(item, DeskUpdate):
+            # From the broker's retained store: a snapshot of unknown age (SPEC 3.4a).
+            item = replace(item, retained=True)
         delivery = _Delivery(message.mid, message.qos, self._generation, item)
         while True:
             if self._stopping.is_set():

@@ -29,6 +29,7 @@ from consultease.config import MqttEndpoint
 from consultease.errors import ValidationError
 from consultease.ingest.state_publisher import endpoint_url, state_endpoint
 from consultease.payloads import INBOUND_SUFFIXES
+from consultease.tools.servers import mosquitto_config
 
 BROKER_DIR = Path(__file__).resolve().parents[2] / "consultease" / "broker"
 
@@ -135,7 +136,7 @@ def test_adapted_config_changes_only_ports_and_paths() -> None:
     assert kept == [
         "password_file /etc/mosquitto/consultease.passwd",
         "log_dest syslog",
-        "listener 1883 127.0.0.1",
+        "listener 1883",
         "listener 8883",
         "certfile /etc/mosquitto/certs/consultease.crt",
         "keyfile /etc/mosquitto/certs/consultease.key",
@@ -163,6 +164,31 @@ def test_shipped_config_refuses_anonymous_and_keeps_deep_persistent_queues() -> 
     assert directives["persistence"] == "true"
     assert int(directives["max_queued_messages"]) >= 100_000
     assert directives["password_file"] and directives["acl_file"]
+
+
+def test_shipped_and_private_brokers_queue_qos0_for_offline_sessions(tmp_path: Path) -> None:
+    """The existing desk firmware publishes only at QoS 0 (SPEC 3.4a): without this a
+    status sent while the ingest service restarts is dropped by the broker."""
+    for text in (shipped_config(), mosquitto_config(port=1, data_dir=tmp_path)):
+        assert "queue_qos0_messages true" in text.splitlines()
+
+
+def test_shipped_config_has_a_plain_listener_for_legacy_desks_and_tls() -> None:
+    """The existing firmware has no TLS and speaks plain MQTT on port 1883; the plain
+    listener is the only one without TLS, and anonymous clients stay refused."""
+    blocks: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in shipped_config().splitlines():
+        if line.startswith("listener "):
+            current = blocks.setdefault(line, [])
+        elif current is not None and line.strip() and not line.startswith("#"):
+            current.append(line.split()[0])
+        elif not line.strip():
+            current = None
+    assert set(blocks) == {"listener 1883", "listener 8883"}
+    assert "certfile" not in blocks["listener 1883"]
+    assert {"certfile", "keyfile"} <= set(blocks["listener 8883"])
+    assert "allow_anonymous false" in shipped_config().splitlines()
 
 
 def test_install_adds_then_replaces_without_duplicating_the_acl(tmp_path: Path) -> None:
@@ -253,7 +279,7 @@ def _listener_blocks(text: str) -> dict[str, list[str]]:
 
 def test_every_listener_ties_the_client_id_to_the_login() -> None:
     blocks = _listener_blocks(shipped_config())
-    assert len(blocks) >= 3, blocks  # loopback, TLS and the commented LAN listener
+    assert len(blocks) >= 2, blocks  # plain (loopback and the desk LAN) and TLS
     for listener, directives in blocks.items():
         assert "use_username_as_clientid true" in directives, listener
 
