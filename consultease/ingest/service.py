@@ -328,7 +328,7 @@ class IngestService:
 
     # -- MQTT ------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -547,16 +547,20 @@ class IngestService:
         return outcomes
 
     def _ack(self, batch: Sequence[_Delivery]) -> None:
-        acked = skipped = 0
+        """Acknowledge the committed ``batch`` on the connection it arrived on, as
+        one write (``BufferedClient.ack_many``); QoS 0 needs no acknowledgement."""
+        skipped = 0
         with self._ack_lock:
+            mids = []
             for delivery in batch:
                 if delivery.qos == 0:
                     continue
                 if delivery.generation != self._generation:
                     skipped += 1
                     continue
-                self._client.ack(delivery.mid, delivery.qos)
-                acked += 1
+                mids.append(delivery.mid)  # QoS 1: the subscriptions ask for no more
+            self._client.ack_many(mids)
+        acked = len(mids)
         with self._counters.lock:
             self._counters.acked += acked
             self._counters.ack_skipped += skipped

@@ -26,12 +26,14 @@ runs it in a child process, off the ingest service's interpreter lock.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Final
 
 import paho.mqtt.client as mqtt
@@ -64,6 +66,8 @@ KEEPALIVE: Final = 30
 
 Publish = Callable[[str, bytes], object]
 """Publish ``payload`` retained (QoS 1) on ``topic``."""
+Block = Callable[[], AbstractContextManager[None]]
+"""A block around one batch of ``Publish`` calls (``BufferedClient.corked``)."""
 
 
 class StateMode(enum.StrEnum):
@@ -134,8 +138,10 @@ class StatePublisher:
         on_published: Callable[[int], None] | None = None,
         link_up: bool = True,
         thread_name: str = "consultease-state-publisher",
+        batch: Block = contextlib.nullcontext,
     ) -> None:
         self._publish = publish
+        self._batch = batch
         self._on_published = on_published
         self._thread_name = thread_name
         self._lock = threading.Condition()
@@ -264,8 +270,9 @@ class StatePublisher:
         return messages
 
     def _send(self, messages: list[tuple[str, bytes]]) -> None:
-        for topic, payload in messages:
-            self._publish(topic, payload)
+        with self._batch():
+            for topic, payload in messages:
+                self._publish(topic, payload)
         if messages:
             log.debug("published %d state messages", len(messages))
             if self._on_published is not None:
@@ -292,14 +299,16 @@ class StateService:
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id or f"consultease-state-{uuid.uuid4().hex[:12]}"
-        self.publisher = StatePublisher(self._publish, on_published=on_published, link_up=False)
+        self.publisher = StatePublisher(
+            self._publish, on_published=on_published, link_up=False, batch=self._corked
+        )
         self.listener = FacultyListener(database_url, application_name=application_name)
         self._client = self._make_client(ca_file)
         self._connected = threading.Event()
         self._started = False
         self._closing = False
 
-    def _make_client(self, ca_file: str | None) -> mqtt.Client:
+    def _make_client(self, ca_file: str | None) -> BufferedClient:
         # MQTT 3.1.1, clean session: every broker speaks it, and after a reconnect
         # everything is republished anyway, so a kept session would only replay.
         # The ingest service's client: a burst of PUBACKs is read in one recv, not
@@ -367,6 +376,10 @@ class StateService:
 
     def _publish(self, topic: str, payload: bytes) -> object:
         return self._client.publish(topic, payload, qos=STATE_QOS, retain=True)
+
+    def _corked(self) -> AbstractContextManager[None]:
+        """One committed batch's messages leave in one wake-up of the network thread."""
+        return self._client.corked()
 
     def _on_connect(
         self,
