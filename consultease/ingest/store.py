@@ -12,15 +12,22 @@ One call of ``Store.apply_batch`` is one transaction:
    or rejected message;
 5. commit, and only then hand the outcomes back.
 
+In pipeline mode (the default) that is two round trips to the server whatever
+the batch holds: ``BEGIN``, the clock and the lock in one; every write and the
+``COMMIT`` in the other. A failure anywhere aborts the pipeline and rolls the
+transaction back, exactly as without it.
+
 Retryable failures (serialization, deadlock, a dropped connection, a server
 restart) roll the whole batch back and try it again with backoff.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final, TypeVar
@@ -154,8 +161,10 @@ class Store:
         retry: RetryPolicy | None = None,
         stop: threading.Event | None = None,
         application_name: str = "consultease-ingest",
+        pipeline: bool = True,
     ) -> None:
         self._url = database_url
+        self._pipeline = pipeline
         self._max_clock_skew = timedelta(seconds=max_clock_skew)
         self._retry = retry or RetryPolicy()
         self._stop = stop or threading.Event()
@@ -194,14 +203,18 @@ class Store:
     # -- the transaction -----------------------------------------------------
 
     def _apply(self, conn: psycopg.Connection[TupleRow], items: Sequence[Inbound]) -> list[Outcome]:
-        now_row = conn.execute("SELECT now()").fetchone()
-        assert now_row is not None
-        now: datetime = now_row[0]
         ids = sorted({item.faculty_id for item in items if isinstance(item, DeskUpdate)})
         rows: dict[int, _Row] = {}
-        if ids:
-            with conn.cursor(row_factory=kwargs_row(_Row)) as cur:
-                rows = {row.id: row for row in cur.execute(_LOCK_ROWS, (ids,)).fetchall()}
+        with conn.cursor() as clock, conn.cursor(row_factory=kwargs_row(_Row)) as lock:
+            clock.execute("SELECT now()")
+            if ids:
+                lock.execute(_LOCK_ROWS, (ids,))
+            # In pipeline mode the first fetch sends the clock and the lock together.
+            now_row = clock.fetchone()
+            assert now_row is not None
+            now: datetime = now_row[0]
+            if ids:
+                rows = {row.id: row for row in lock.fetchall()}
 
         writes = _Writes()
         outcomes = [self._decide_one(item, rows, now, writes) for item in items]
@@ -272,7 +285,7 @@ class Store:
             attempt += 1
             try:
                 conn = self._connection()
-                with conn.transaction():
+                with self._pipelined(conn), conn.transaction():
                     return work(conn)
             except CONTENT_ERRORS as exc:
                 raise MessageRefused(f"{what} refused: {first_line(exc)}") from exc
@@ -292,6 +305,11 @@ class Store:
                 )
                 if self._stop.wait(delay):
                     raise DatabaseUnavailable(f"{what} abandoned: stopping") from exc
+
+    def _pipelined(self, conn: psycopg.Connection[TupleRow]) -> AbstractContextManager[object]:
+        """Pipeline mode around one transaction: statements whose results are not
+        read yet wait to be sent together with the next that is, or the COMMIT."""
+        return conn.pipeline() if self._pipeline else contextlib.nullcontext()
 
     def _drop_broken_connection(self) -> None:
         conn = self._conn
