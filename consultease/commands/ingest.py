@@ -94,6 +94,13 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         const=StateMode.OFF.value,
         help="the same as --state off",
     )
+    parser.add_argument(
+        "--store-pipeline",
+        choices=("on", "off"),
+        default="on",
+        help="apply each batch in psycopg's pipeline mode, two round trips to the "
+        "database whatever it holds (default on; off: one round trip per statement)",
+    )
     parser.set_defaults(func=run_ingest)
 
 
@@ -114,6 +121,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         state_mode=StateMode(args.state_mode),
         metrics_port=args.metrics_port,
         ca_file=args.mqtt_ca_file,
+        store_pipeline=args.store_pipeline == "on",
     )
     stop = threading.Event()
 

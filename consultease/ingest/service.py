@@ -145,6 +145,7 @@ class IngestService:
         ca_file: str | None = None,
         session_expiry: int = DEFAULT_SESSION_EXPIRY,
         keepalive: int = DEFAULT_KEEPALIVE,
+        store_pipeline: bool = True,
     ) -> None:
         self.protocol = MqttProtocol(protocol)
         if shared_group is not None:
@@ -196,6 +197,7 @@ class IngestService:
             retry=RetryPolicy(max_attempts=None),
             stop=self._stopping,
             application_name="consultease-ingest",
+            pipeline=store_pipeline,
         )
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep, name="ingest-sweeper", daemon=True)

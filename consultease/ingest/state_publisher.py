@@ -57,9 +57,14 @@ from consultease.payloads import STATE_SUFFIX, faculty_topic
 log = logging.getLogger(__name__)
 
 STATE_QOS: Final = 1
-MAX_INFLIGHT: Final = 1000
-"""QoS 1 state messages in flight on the publisher's connection: a batch of
-hundreds of rows must not wait one broker round trip per twenty messages."""
+MAX_INFLIGHT: Final = 0
+"""QoS 1 state messages in flight on the publisher's connection: no limit.
+
+What is due is already bounded (at most one message per faculty), and paho's
+window costs a scan of every message in flight at each PUBACK once set
+(``Client._update_inflight``): a quarter of this process's CPU with a window
+of 1,000 and batches of 500. With the default of 20, a batch of hundreds of
+rows would wait one broker round trip per twenty messages."""
 RECONNECT_MIN_DELAY: Final = 1
 RECONNECT_MAX_DELAY: Final = 30
 KEEPALIVE: Final = 30

@@ -34,11 +34,13 @@ and instructions from ``perf stat`` where the machine has the counter.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
 import os
 import random
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -107,6 +109,9 @@ class BenchOptions:
     """Unacknowledged messages per connection, flat out."""
     state_modes: tuple[StateMode, ...] = (StateMode.PROCESS,)
     """The service is measured once per mode each round; the first is the headline."""
+    variants: tuple[Variant, ...] = ()
+    """Instead of ``state_modes``: the service measured once per variant each round
+    (A/B of the service's own settings or code); the first is the headline."""
 
     def __post_init__(self) -> None:
         if self.desks < 1 or self.rounds < 1 or self.connections < 1 or self.inflight < 1:
@@ -115,6 +120,47 @@ class BenchOptions:
             raise ConsultEaseError("duration and offered rate must be positive")
         if not self.state_modes:
             raise ConsultEaseError("give at least one state mode")
+        labels = [v.label for v in self.variants]
+        if len(set(labels)) != len(labels):
+            raise ConsultEaseError(f"variant labels must differ: {', '.join(labels)}")
+
+    def services(self) -> tuple[Variant, ...]:
+        """What the service phase measures, headline first."""
+        if self.variants:
+            return self.variants
+        return tuple(Variant(label=mode.value, state_mode=mode) for mode in self.state_modes)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Variant:
+    """One way of running the service: its ``consultease ingest`` arguments and
+    environment (``PYTHONPATH=/path/to/another/checkout`` measures other code)."""
+
+    label: str
+    state_mode: StateMode = StateMode.PROCESS
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """``LABEL=[NAME=VALUE …] [ingest arguments]``, e.g.
+        ``v5=--mqtt-protocol 5`` or ``main=PYTHONPATH=/work/main --state process``."""
+        label, sep, rest = text.partition("=")
+        if not sep or not label or not label.replace("-", "").replace("_", "").isalnum():
+            raise ConsultEaseError(f"a variant is LABEL=[NAME=VALUE …] [ARGS …]: {text!r}")
+        words = shlex.split(rest)
+        env = []
+        while words and not words[0].startswith("-") and "=" in words[0]:
+            name, _, value = words.pop(0).partition("=")
+            env.append((name, value))
+        mode = StateMode.PROCESS
+        for flag, value in itertools.pairwise(words):
+            if flag == "--state":
+                try:
+                    mode = StateMode(value)
+                except ValueError:
+                    raise ConsultEaseError(f"variant {label}: unknown --state {value!r}") from None
+        return cls(label=label, state_mode=mode, args=tuple(words), env=tuple(env))
 
 
 # -- figures -------------------------------------------------------------------------
@@ -133,6 +179,7 @@ class Passthrough:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ServiceWindow:
     state_mode: str
+    variant: str
     applied_per_second: float
     received_per_second: float
     sent_per_second: float
@@ -215,6 +262,11 @@ class BenchFigures:
         options = asdict(self.options)
         options["traffic"] = self.options.traffic.value
         options["state_modes"] = [m.value for m in self.options.state_modes]
+        options["variants"] = [
+            {"label": v.label, "state_mode": v.state_mode.value, "args": list(v.args),
+             "env": dict(v.env)}
+            for v in self.options.variants
+        ]  # fmt: skip
         return {
             "options": options,
             "load_average_before": list(self.load_before),
@@ -281,6 +333,26 @@ def summarise(rounds: Sequence[Round]) -> dict[str, Spread]:
         ),
         "peak_rss_mb": Spread.of(r.service.peak_rss_mb for r in rounds),
     }
+    labels = list(dict.fromkeys(s.variant for r in rounds for s in r.services))
+    for label in labels:
+        per_round = [
+            (r, s) for r in rounds for s in r.services if s.variant == label
+        ]  # fmt: skip
+        summary[f"variant_{label}_applied_per_second"] = Spread.of(
+            s.applied_per_second for _, s in per_round
+        )
+        summary[f"variant_{label}_ratio_to_broker"] = Spread.of(
+            s.applied_per_second / r.passthrough.messages_per_second for r, s in per_round
+        )
+        summary[f"variant_{label}_ingest_cpu_us_per_update"] = Spread.of(
+            s.ingest_cpu_us_per_update for _, s in per_round
+        )
+        summary[f"variant_{label}_state_cpu_us_per_update"] = Spread.of(
+            s.state_cpu_us_per_update for _, s in per_round
+        )
+        summary[f"variant_{label}_mean_batch_size"] = Spread.of(
+            s.mean_batch_size for _, s in per_round
+        )
     modes = {s.state_mode for r in rounds for s in r.services}
     for mode in sorted(modes):
         windows = [s for r in rounds for s in r.services if s.state_mode == mode]
@@ -513,6 +585,7 @@ class IngestProcess:
         state_mode: StateMode,
         workdir: Path,
         expect_state: int = 0,
+        variant: Variant | None = None,
     ) -> None:
         self.metrics_port = free_port()
         self.endpoints = endpoints
@@ -530,6 +603,9 @@ class IngestProcess:
             "--metrics-port", str(self.metrics_port),
             "--state", state_mode.value,
         ]  # fmt: skip
+        if variant is not None:
+            env.update(variant.env)
+            command += variant.args  # later options win over the ones above
         with self.log_path.open("w") as log_file:
             self.process = subprocess.Popen(
                 command,
@@ -793,19 +869,21 @@ def database(run: _Run) -> float:
     return rate
 
 
-def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
-    """The service flat out with ``mode``'s state publisher; then paced, when asked."""
+def service(run: _Run, variant: Variant, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
+    """The service flat out as ``variant`` runs it; then paced, when asked."""
+    mode = variant.state_mode
     ingest = IngestProcess(
         run.endpoints,
         run.database_url,
         state_mode=mode,
         workdir=run.workdir,
         expect_state=0 if mode is StateMode.OFF else len(run.ids),
+        variant=variant,
     )
     clock: NotificationClock | None = None
     try:
         clock = NotificationClock(run.database_url)
-        window = _service_window(run, ingest, clock, mode)
+        window = _service_window(run, ingest, clock, variant)
         paced_figures = _paced_window(run, ingest, clock) if paced else None
     finally:
         if clock is not None:
@@ -816,7 +894,7 @@ def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, 
 
 
 def _service_window(
-    run: _Run, ingest: IngestProcess, clock: NotificationClock, mode: StateMode
+    run: _Run, ingest: IngestProcess, clock: NotificationClock, variant: Variant
 ) -> ServiceWindow:
     options = run.options
     groups = {"ingest": ingest.pids()}
@@ -862,7 +940,8 @@ def _service_window(
     applied_in_phase = len(traffic.sent) - whole.undelivered
     broker = None if broker0 is None or broker1 is None else broker1 - broker0
     return ServiceWindow(
-        state_mode=mode.value,
+        state_mode=variant.state_mode.value,
+        variant=variant.label,
         applied_per_second=applied / elapsed,
         received_per_second=received / elapsed,
         sent_per_second=rate_in_window((t for _, _, t in traffic.sent), since=wall0, until=wall1),
@@ -989,14 +1068,19 @@ def _round(run: _Run, index: int) -> Round:
             run.step(f"{label}: baseline (b) one UPDATE + NOTIFY per transaction")
             results[phase] = database(run)
         else:
-            windows = []
-            for position, mode in enumerate(run.options.state_modes):
-                run.step(f"{label}: the ingest service (state publisher: {mode.value})")
-                window, paced = service(run, mode, paced=position == 0)
-                windows.append(window)
+            variants = run.options.services()
+            windows: dict[int, ServiceWindow] = {}
+            # The variants too run in an order that rotates each round; the headline
+            # (the first) also measures the paced phase.
+            shift = index % len(variants)
+            for position in [*range(shift, len(variants)), *range(shift)]:
+                variant = variants[position]
+                run.step(f"{label}: the ingest service ({variant.label})")
+                window, paced = service(run, variant, paced=position == 0)
+                windows[position] = window
                 if paced is not None:
                     results["paced"] = paced
-            results[phase] = tuple(windows)
+            results[phase] = tuple(windows[p] for p in range(len(variants)))
     return Round(
         index=index + 1,
         order=order,
