@@ -32,7 +32,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import MQTTErrorCode, MQTTProtocolVersion
 
 if TYPE_CHECKING:
-    from paho.mqtt.client import MQTTMessageInfo, SocketLike
+    from paho.mqtt.client import MQTTMessageInfo, SocketLike, _OutPacket
 
 _READ_SIZE: Final = 65_536
 _DRAIN_PACKETS: Final = 64
@@ -174,27 +174,37 @@ class BufferedClient(mqtt.Client):
         return super()._packet_write()
 
     def _join_queued_packets(self) -> None:
-        """Join the packets at the head of the queue into one, up to ``_WRITE_SIZE``.
+        """Join runs of queued packets into one packet each, up to ``_WRITE_SIZE``.
 
         Only packets paho does nothing with once written are joined (not a QoS 0
         PUBLISH, whose ``on_publish`` fires then, and not DISCONNECT, which closes
-        the socket), and only unstarted ones: the joined packet is written, and
-        partly written, exactly as paho writes any packet.
+        the socket), and only unstarted ones: a joined packet is written, and
+        partly written, exactly as paho writes any packet. Packets other threads
+        append meanwhile stay behind, in order.
         """
         queue = self._out_packet
-        if len(queue) < 2 or not _joinable(queue[0]):
+        if len(queue) < 2:
             return
-        first = queue.popleft()
-        parts = [first["packet"]]
-        size = len(first["packet"])
-        while queue and size < _WRITE_SIZE and _joinable(queue[0]):
-            packet = queue.popleft()["packet"]
-            parts.append(packet)
-            size += len(packet)
+        taken = [queue.popleft() for _ in range(len(queue))]
+        runs: list[_OutPacket] = []
+        parts: list[bytes | bytearray] = []
+        for packet in taken:
+            if (
+                parts
+                and _joinable(packet)
+                and sum(map(len, parts)) + len(packet["packet"]) <= _WRITE_SIZE
+            ):
+                parts.append(packet["packet"])
+                continue
+            if len(parts) > 1:
+                joined = b"".join(parts)
+                runs[-1] = {**runs[-1], "packet": joined, "to_process": len(joined)}
+            runs.append(packet)
+            parts = [packet["packet"]] if _joinable(packet) else []
         if len(parts) > 1:
             joined = b"".join(parts)
-            first = {**first, "packet": joined, "to_process": len(joined)}
-        queue.appendleft(first)
+            runs[-1] = {**runs[-1], "packet": joined, "to_process": len(joined)}
+        queue.extendleft(reversed(runs))
 
     def _create_socket(self) -> SocketLike:
         sock = super()._create_socket()
