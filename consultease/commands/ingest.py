@@ -43,7 +43,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--shared",
         metavar="GROUP",
-        help="subscribe through $share/GROUP/… so several services split the load (MQTT 5)",
+        help="subscribe through $share/GROUP/… so several services split the load",
     )
     parser.add_argument(
         "--batch-size",

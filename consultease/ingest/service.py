@@ -99,11 +99,10 @@ def subscriptions(shared_group: str | None = None) -> tuple[str, ...]:
     return tuple(f"$share/{shared_group}/{f}" for f in filters)
 
 
-def validate_shared_group(group: str, protocol: MqttProtocol) -> None:
-    if protocol is not MqttProtocol.V5:
-        raise ConfigError(
-            "shared subscriptions need MQTT 5: drop --shared or use --mqtt-protocol 5"
-        )
+def validate_shared_group(group: str) -> None:
+    """A ``$share/GROUP/…`` group name. Shared subscriptions are MQTT 5's, and
+    mosquitto (2.0 and later) gives them to MQTT 3.1.1 clients too, with the same
+    filter: so either protocol may use one."""
     if not group or any(c in group for c in "/+#") or group.startswith("$"):
         raise ConfigError(f"--shared group must be a plain name without / + # or $: {group!r}")
 
@@ -149,7 +148,7 @@ class IngestService:
     ) -> None:
         self.protocol = MqttProtocol(protocol)
         if shared_group is not None:
-            validate_shared_group(shared_group, self.protocol)
+            validate_shared_group(shared_group)
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if queue_size < 1:
