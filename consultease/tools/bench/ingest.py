@@ -140,6 +140,8 @@ class Variant:
     state_mode: StateMode = StateMode.PROCESS
     args: tuple[str, ...] = ()
     env: tuple[tuple[str, str], ...] = ()
+    protocol: str | None = None
+    """The MQTT protocol its arguments ask for (None: the benchmark's)."""
 
     @classmethod
     def parse(cls, text: str) -> Variant:
@@ -153,14 +155,18 @@ class Variant:
         while words and not words[0].startswith("-") and "=" in words[0]:
             name, _, value = words.pop(0).partition("=")
             env.append((name, value))
-        mode = StateMode.PROCESS
+        mode, protocol = StateMode.PROCESS, None
         for flag, value in itertools.pairwise(words):
             if flag == "--state":
                 try:
                     mode = StateMode(value)
                 except ValueError:
                     raise ConsultEaseError(f"variant {label}: unknown --state {value!r}") from None
-        return cls(label=label, state_mode=mode, args=tuple(words), env=tuple(env))
+            elif flag == "--mqtt-protocol":
+                protocol = value
+        return cls(
+            label=label, state_mode=mode, args=tuple(words), env=tuple(env), protocol=protocol
+        )
 
 
 # -- figures -------------------------------------------------------------------------
@@ -812,7 +818,9 @@ def passthrough(run: _Run) -> Passthrough:
         "consultease.tools.bench.subscriber",
         {
             "url": run.endpoints.mqtt_url,
-            "protocol": run.endpoints.mqtt_protocol,
+            # The protocol the headline service speaks: the broker's work per message
+            # and the subscriber's parsing then match the service's.
+            "protocol": run.options.services()[0].protocol or run.endpoints.mqtt_protocol,
             "topic": f"{PASSTHROUGH_PREFIX}+/status",
         },
     )
