@@ -88,6 +88,12 @@ PASSTHROUGH_PREFIX: Final = "benchbroker/faculty/"
 """Baseline (a)'s topic root: as long as ``consultease``, so the packets are the
 same size, and out of the ingest service's subscriptions."""
 SETTLE_TIMEOUT: Final = 120.0
+PRIVATE_BROKER_PROTOCOL: Final = "3.1.1"
+"""The service's protocol on the benchmark's own broker, which is configured as the
+shipped one (``max_inflight_messages 0``, so MQTT 3.1.1 has the window MQTT 5's
+receive maximum gives). A configured broker may keep mosquitto's default window
+of 20, where 3.1.1 would queue and, past ``max_queued_messages``, drop: there the
+service speaks the broker's protocol. A variant's ``--mqtt-protocol`` overrides it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -592,6 +598,7 @@ class IngestProcess:
         workdir: Path,
         expect_state: int = 0,
         variant: Variant | None = None,
+        protocol: str = "5",
     ) -> None:
         self.metrics_port = free_port()
         self.endpoints = endpoints
@@ -604,7 +611,7 @@ class IngestProcess:
         )
         command = [
             sys.executable, "-m", "consultease", "ingest",
-            "--mqtt-protocol", endpoints.mqtt_protocol,
+            "--mqtt-protocol", protocol,
             "--client-id", self.client_id,
             "--metrics-port", str(self.metrics_port),
             "--state", state_mode.value,
@@ -800,6 +807,8 @@ class _Run:
     broker_pid: int | None
     perf: PerfSupport
     step: Step
+    protocol: str
+    """The MQTT protocol the service speaks unless a variant says otherwise."""
     phases_run: int = 0
 
     def version_base(self) -> int:
@@ -820,7 +829,7 @@ def passthrough(run: _Run) -> Passthrough:
             "url": run.endpoints.mqtt_url,
             # The protocol the headline service speaks: the broker's work per message
             # and the subscriber's parsing then match the service's.
-            "protocol": run.options.services()[0].protocol or run.endpoints.mqtt_protocol,
+            "protocol": run.options.services()[0].protocol or run.protocol,
             "topic": f"{PASSTHROUGH_PREFIX}+/status",
         },
     )
@@ -887,6 +896,7 @@ def service(run: _Run, variant: Variant, *, paced: bool) -> tuple[ServiceWindow,
         workdir=run.workdir,
         expect_state=0 if mode is StateMode.OFF else len(run.ids),
         variant=variant,
+        protocol=run.protocol,
     )
     clock: NotificationClock | None = None
     try:
@@ -1042,7 +1052,8 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
         _unique_ids(database_url)
         ids = create_bench_rows(database_url, options.desks)
         stack.callback(clear_state, endpoints, ids)
-        broker_pid, broker = _find_broker(endpoints, configured=settings.mqtt_url is not None)
+        configured = settings.mqtt_url is not None
+        broker_pid, broker = _find_broker(endpoints, configured=configured)
         run = _Run(
             endpoints=endpoints,
             database_url=database_url,
@@ -1052,6 +1063,7 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
             broker_pid=broker_pid,
             perf=perf_support(),
             step=step,
+            protocol=endpoints.mqtt_protocol if configured else PRIVATE_BROKER_PROTOCOL,
         )
         rounds = [_round(run, index) for index in range(options.rounds)]
     return BenchFigures.of(
