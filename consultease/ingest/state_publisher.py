@@ -26,14 +26,12 @@ runs it in a child process, off the ingest service's interpreter lock.
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import json
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable
-from contextlib import AbstractContextManager
 from typing import Final
 
 import paho.mqtt.client as mqtt
@@ -60,19 +58,17 @@ STATE_QOS: Final = 1
 MAX_INFLIGHT: Final = 0
 """QoS 1 state messages in flight on the publisher's connection: no limit.
 
-What is due is already bounded (at most one message per faculty), and paho's
-window costs a scan of every message in flight at each PUBACK once set
-(``Client._update_inflight``): a quarter of this process's CPU with a window
-of 1,000 and batches of 500. With the default of 20, a batch of hundreds of
-rows would wait one broker round trip per twenty messages."""
+What is due is already bounded (at most one message per faculty), and once a
+window is set paho scans every message in flight at each PUBACK
+(``Client._update_inflight``): a quarter of this process's samples, with a
+window of 1,000, when it had fallen behind. With the default of 20, a batch of
+hundreds of rows would wait one broker round trip per twenty messages."""
 RECONNECT_MIN_DELAY: Final = 1
 RECONNECT_MAX_DELAY: Final = 30
 KEEPALIVE: Final = 30
 
 Publish = Callable[[str, bytes], object]
 """Publish ``payload`` retained (QoS 1) on ``topic``."""
-Block = Callable[[], AbstractContextManager[None]]
-"""A block around one batch of ``Publish`` calls (``BufferedClient.corked``)."""
 
 
 class StateMode(enum.StrEnum):
@@ -143,10 +139,8 @@ class StatePublisher:
         on_published: Callable[[int], None] | None = None,
         link_up: bool = True,
         thread_name: str = "consultease-state-publisher",
-        batch: Block = contextlib.nullcontext,
     ) -> None:
         self._publish = publish
-        self._batch = batch
         self._on_published = on_published
         self._thread_name = thread_name
         self._lock = threading.Condition()
@@ -275,9 +269,8 @@ class StatePublisher:
         return messages
 
     def _send(self, messages: list[tuple[str, bytes]]) -> None:
-        with self._batch():
-            for topic, payload in messages:
-                self._publish(topic, payload)
+        for topic, payload in messages:
+            self._publish(topic, payload)
         if messages:
             log.debug("published %d state messages", len(messages))
             if self._on_published is not None:
@@ -304,9 +297,7 @@ class StateService:
     ) -> None:
         self.endpoint = endpoint
         self.client_id = client_id or f"consultease-state-{uuid.uuid4().hex[:12]}"
-        self.publisher = StatePublisher(
-            self._publish, on_published=on_published, link_up=False, batch=self._corked
-        )
+        self.publisher = StatePublisher(self._publish, on_published=on_published, link_up=False)
         self.listener = FacultyListener(database_url, application_name=application_name)
         self._client = self._make_client(ca_file)
         self._connected = threading.Event()
@@ -381,10 +372,6 @@ class StateService:
 
     def _publish(self, topic: str, payload: bytes) -> object:
         return self._client.publish(topic, payload, qos=STATE_QOS, retain=True)
-
-    def _corked(self) -> AbstractContextManager[None]:
-        """One committed batch's messages leave in one wake-up of the network thread."""
-        return self._client.corked()
 
     def _on_connect(
         self,
