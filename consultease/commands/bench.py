@@ -12,6 +12,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
+from consultease.errors import ConsultEaseError
 from consultease.extras import require_extra
 from consultease.ingest.state_publisher import StateMode
 
@@ -73,6 +74,18 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         help="measure the service with each state publisher mode (process, thread, off) "
         "in every round; the first is the headline (default process)",
     )
+    bench.add_argument(
+        "--variant",
+        action="append",
+        dest="variants",
+        type=_variant,
+        default=[],
+        metavar="LABEL=[NAME=VALUE …] [ARGS …]",
+        help="instead of --state-modes: measure the service once per variant in every round, "
+        "run with these `consultease ingest` arguments and environment (A/B within the same "
+        "rounds, e.g. --variant 'v5=--mqtt-protocol 5' --variant 'main=PYTHONPATH=/src/main'); "
+        "the first is the headline; repeat for each",
+    )
     bench.add_argument("--json", type=Path, metavar="PATH", help="also write the figures here")
     bench.set_defaults(func=run)
 
@@ -93,6 +106,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         offered_rate=args.offered_rate,
         connections=args.connections,
         state_modes=args.state_modes,
+        variants=tuple(args.variants),
     )
     with Progress(
         SpinnerColumn(),
@@ -117,6 +131,15 @@ def _positive_float(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"must be a positive number: {text!r}")
     return value
+
+
+def _variant(text: str) -> object:  # a bench Variant (the tools load lazily)
+    from consultease.tools.bench.ingest import Variant  # noqa: PLC0415
+
+    try:
+        return Variant.parse(text)
+    except (ConsultEaseError, ValueError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _state_modes(text: str) -> tuple[StateMode, ...]:

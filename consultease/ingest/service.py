@@ -114,11 +114,10 @@ def subscriptions(shared_group: str | None = None) -> tuple[str, ...]:
     return tuple(f"$share/{shared_group}/{f}" for f in filters)
 
 
-def validate_shared_group(group: str, protocol: MqttProtocol) -> None:
-    if protocol is not MqttProtocol.V5:
-        raise ConfigError(
-            "shared subscriptions need MQTT 5: drop --shared or use --mqtt-protocol 5"
-        )
+def validate_shared_group(group: str) -> None:
+    """A ``$share/GROUP/…`` group name. Shared subscriptions are MQTT 5's, and
+    mosquitto (2.0 and later) gives them to MQTT 3.1.1 clients too, with the same
+    filter: so either protocol may use one."""
     if not group or any(c in group for c in "/+#") or group.startswith("$"):
         raise ConfigError(f"--shared group must be a plain name without / + # or $: {group!r}")
 
@@ -167,10 +166,11 @@ class IngestService:
         ca_file: str | None = None,
         session_expiry: int = DEFAULT_SESSION_EXPIRY,
         keepalive: int = DEFAULT_KEEPALIVE,
+        store_pipeline: bool = True,
     ) -> None:
         self.protocol = MqttProtocol(protocol)
         if shared_group is not None:
-            validate_shared_group(shared_group, self.protocol)
+            validate_shared_group(shared_group)
         if batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if queue_size < 1:
@@ -223,6 +223,7 @@ class IngestService:
             retry=RetryPolicy(max_attempts=None),
             stop=self._stopping,
             application_name="consultease-ingest",
+            pipeline=store_pipeline,
         )
         self._worker = threading.Thread(target=self._work, name="ingest-worker", daemon=True)
         self._sweeper = threading.Thread(target=self._sweep, name="ingest-sweeper", daemon=True)
@@ -355,7 +356,7 @@ class IngestService:
 
     # -- MQTT ------------------------------------------------------------------
 
-    def _make_client(self) -> mqtt.Client:
+    def _make_client(self) -> BufferedClient:
         client = BufferedClient(
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
@@ -585,16 +586,20 @@ class IngestService:
         return outcomes
 
     def _ack(self, batch: Sequence[_Delivery]) -> None:
-        acked = skipped = 0
+        """Acknowledge the committed ``batch`` on the connection it arrived on, as
+        one write (``BufferedClient.ack_many``); QoS 0 needs no acknowledgement."""
+        skipped = 0
         with self._ack_lock:
+            mids = []
             for delivery in batch:
                 if delivery.qos == 0:
                     continue
                 if delivery.generation != self._generation:
                     skipped += 1
                     continue
-                self._client.ack(delivery.mid, delivery.qos)
-                acked += 1
+                mids.append(delivery.mid)  # QoS 1: the subscriptions ask for no more
+            self._client.ack_many(mids)
+        acked = len(mids)
         with self._counters.lock:
             self._counters.acked += acked
             self._counters.ack_skipped += skipped

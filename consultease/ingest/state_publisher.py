@@ -58,9 +58,14 @@ from consultease.payloads import STATE_SUFFIX, faculty_topic
 log = logging.getLogger(__name__)
 
 STATE_QOS: Final = 1
-MAX_INFLIGHT: Final = 1000
-"""QoS 1 state messages in flight on the publisher's connection: a batch of
-hundreds of rows must not wait one broker round trip per twenty messages."""
+MAX_INFLIGHT: Final = 0
+"""QoS 1 state messages in flight on the publisher's connection: no limit.
+
+What is due is already bounded (at most one message per faculty), and once a
+window is set paho scans every message in flight at each PUBACK
+(``Client._update_inflight``): a quarter of this process's samples, with a
+window of 1,000, when it had fallen behind. With the default of 20, a batch of
+hundreds of rows would wait one broker round trip per twenty messages."""
 RECONNECT_MIN_DELAY: Final = 1
 RECONNECT_MAX_DELAY: Final = 30
 KEEPALIVE: Final = 30
@@ -302,7 +307,7 @@ class StateService:
         self._started = False
         self._closing = False
 
-    def _make_client(self, ca_file: str | None) -> mqtt.Client:
+    def _make_client(self, ca_file: str | None) -> BufferedClient:
         # MQTT 3.1.1, clean session: every broker speaks it, and after a reconnect
         # everything is republished anyway, so a kept session would only replay.
         # The ingest service's client: a burst of PUBACKs is read in one recv, not

@@ -1,8 +1,14 @@
 """The paho client the ingest service uses, and the MQTT protocol choice.
 
-``BufferedClient`` is a plain paho 2.x client whose TCP reads are served from one
-64 KiB ``recv`` (see ``_BufferedSocket``); TLS and websocket connections are
-left exactly as paho makes them.
+``BufferedClient`` is a plain paho 2.x client that spends fewer system calls
+(and fewer hand-overs of the interpreter lock) per message:
+
+- its TCP reads are served from one 64 KiB ``recv`` (see ``_BufferedSocket``);
+  TLS and websocket connections are left exactly as paho makes them;
+- ``ack_many`` acknowledges a committed batch as one queued write, where
+  ``ack`` per message costs a wake-up of paho's network thread and a ``send``
+  each. What reaches the broker is byte for byte what ``ack`` would send, in
+  the same order.
 """
 
 from __future__ import annotations
@@ -10,6 +16,8 @@ from __future__ import annotations
 import enum
 import socket
 import ssl
+import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Final
 
 import paho.mqtt.client as mqtt
@@ -20,6 +28,9 @@ if TYPE_CHECKING:
 
 _READ_SIZE: Final = 65_536
 _DRAIN_PACKETS: Final = 64
+_PUBACK: Final = 0x40
+_PUBACK_PACKET: Final = struct.Struct("!BBH")
+"""PUBACK with the packet id only: MQTT 3.1.1, and MQTT 5's "success" short form."""
 
 
 class MqttProtocol(enum.StrEnum):
@@ -80,12 +91,23 @@ class _BufferedSocket:
 
 
 class BufferedClient(mqtt.Client):
-    """A paho client that reads plain TCP through ``_BufferedSocket``.
+    """A paho client that reads plain TCP through ``_BufferedSocket`` and can
+    acknowledge a batch in one write.
 
-    ``_create_socket`` is paho's own hook for making the connection's socket
+    ``_create_socket`` and ``_packet_queue`` are paho's own internals for making
+    the connection's socket and queueing a packet for its network thread
     (present throughout paho 2.x, which pyproject pins); TLS and websocket
     connections are left exactly as paho makes them.
     """
+
+    def ack_many(self, mids: Iterable[int]) -> None:
+        """PUBACK every one of ``mids`` (QoS 1, ``manual_ack``) in one queued write.
+
+        The same bytes as ``ack(mid, 1)`` for each, in order.
+        """
+        packet = b"".join(_PUBACK_PACKET.pack(_PUBACK, 2, mid) for mid in mids)
+        if packet:
+            self._packet_queue(_PUBACK, packet, 0, 1)
 
     def _create_socket(self) -> SocketLike:
         sock = super()._create_socket()

@@ -20,15 +20,16 @@ from consultease.domain import (
     UpdateKind,
     Verdict,
 )
+from consultease.errors import MessageRefused
 from consultease.ingest.store import Store
 from consultease.retry import RetryPolicy
 from tests.support.factories import add_faculty, add_many_faculty, faculty_row, status_update
 from tests.support.notifications import NotificationRecorder
 
 
-@pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    with Store(database_url, max_clock_skew=300) as s:
+@pytest.fixture(params=[True, False], ids=["pipeline", "one-round-trip-a-statement"])
+def store(database_url: str, request: pytest.FixtureRequest) -> Iterator[Store]:
+    with Store(database_url, max_clock_skew=300, pipeline=request.param) as s:
         yield s
 
 
@@ -296,3 +297,30 @@ def test_eight_threads_applying_shuffled_batches_converge_to_highest_versions(
     ).fetchone()
     assert not_real == (0,)
     assert sum(applied) >= len(faculty_ids)
+
+
+@pytest.mark.parametrize("refused_by", ["client", "server"])
+def test_a_batch_the_database_refuses_is_rolled_back_whole_and_the_next_one_applies(
+    store: Store, db: psycopg.Connection[Any], refused_by: str
+) -> None:
+    """In pipeline mode the writes are sent with the COMMIT: a refusal found by psycopg
+    (a NUL byte) or only by the server (a version past bigint) must still undo the
+    whole batch, and leave the connection usable."""
+    first, second = add_faculty(db), add_faculty(db)
+    good = status_update(first, "busy", version=1)
+    if refused_by == "client":
+        bad: Inbound = Rejection(
+            topic="consultease/faculty/\x00/status",
+            payload=b"{}",
+            reason=RejectReason.INVALID_TOPIC,
+            detail="",
+        )
+    else:
+        bad = status_update(second, "away", version=2**63)
+    with pytest.raises(MessageRefused):
+        store.apply_batch([good, bad])
+    assert faculty_row(db, first)["status"] != "busy", "nothing of the batch committed"
+
+    [outcome] = store.apply_batch([status_update(first, "away", version=2)])
+    assert outcome.verdict is Verdict.APPLIED
+    assert faculty_row(db, first)["status"] == "away"

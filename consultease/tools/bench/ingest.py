@@ -34,11 +34,13 @@ and instructions from ``perf stat`` where the machine has the counter.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import math
 import os
 import random
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -86,6 +88,12 @@ PASSTHROUGH_PREFIX: Final = "benchbroker/faculty/"
 """Baseline (a)'s topic root: as long as ``consultease``, so the packets are the
 same size, and out of the ingest service's subscriptions."""
 SETTLE_TIMEOUT: Final = 120.0
+PRIVATE_BROKER_PROTOCOL: Final = "3.1.1"
+"""The service's protocol on the benchmark's own broker, which is configured as the
+shipped one (``max_inflight_messages 0``, so MQTT 3.1.1 has the window MQTT 5's
+receive maximum gives). A configured broker may keep mosquitto's default window
+of 20, where 3.1.1 would queue and, past ``max_queued_messages``, drop: there the
+service speaks the broker's protocol. A variant's ``--mqtt-protocol`` overrides it."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -107,6 +115,9 @@ class BenchOptions:
     """Unacknowledged messages per connection, flat out."""
     state_modes: tuple[StateMode, ...] = (StateMode.PROCESS,)
     """The service is measured once per mode each round; the first is the headline."""
+    variants: tuple[Variant, ...] = ()
+    """Instead of ``state_modes``: the service measured once per variant each round
+    (A/B of the service's own settings or code); the first is the headline."""
 
     def __post_init__(self) -> None:
         if self.desks < 1 or self.rounds < 1 or self.connections < 1 or self.inflight < 1:
@@ -115,6 +126,53 @@ class BenchOptions:
             raise ConsultEaseError("duration and offered rate must be positive")
         if not self.state_modes:
             raise ConsultEaseError("give at least one state mode")
+        labels = [v.label for v in self.variants]
+        if len(set(labels)) != len(labels):
+            raise ConsultEaseError(f"variant labels must differ: {', '.join(labels)}")
+
+    def services(self) -> tuple[Variant, ...]:
+        """What the service phase measures, headline first."""
+        if self.variants:
+            return self.variants
+        return tuple(Variant(label=mode.value, state_mode=mode) for mode in self.state_modes)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Variant:
+    """One way of running the service: its ``consultease ingest`` arguments and
+    environment (``PYTHONPATH=/path/to/another/checkout`` measures other code)."""
+
+    label: str
+    state_mode: StateMode = StateMode.PROCESS
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    protocol: str | None = None
+    """The MQTT protocol its arguments ask for (None: the benchmark's)."""
+
+    @classmethod
+    def parse(cls, text: str) -> Variant:
+        """``LABEL=[NAME=VALUE …] [ingest arguments]``, e.g.
+        ``v5=--mqtt-protocol 5`` or ``main=PYTHONPATH=/work/main --state process``."""
+        label, sep, rest = text.partition("=")
+        if not sep or not label or not label.replace("-", "").replace("_", "").isalnum():
+            raise ConsultEaseError(f"a variant is LABEL=[NAME=VALUE …] [ARGS …]: {text!r}")
+        words = shlex.split(rest)
+        env = []
+        while words and not words[0].startswith("-") and "=" in words[0]:
+            name, _, value = words.pop(0).partition("=")
+            env.append((name, value))
+        mode, protocol = StateMode.PROCESS, None
+        for flag, value in itertools.pairwise(words):
+            if flag == "--state":
+                try:
+                    mode = StateMode(value)
+                except ValueError:
+                    raise ConsultEaseError(f"variant {label}: unknown --state {value!r}") from None
+            elif flag == "--mqtt-protocol":
+                protocol = value
+        return cls(
+            label=label, state_mode=mode, args=tuple(words), env=tuple(env), protocol=protocol
+        )
 
 
 # -- figures -------------------------------------------------------------------------
@@ -133,6 +191,7 @@ class Passthrough:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ServiceWindow:
     state_mode: str
+    variant: str
     applied_per_second: float
     received_per_second: float
     sent_per_second: float
@@ -215,6 +274,11 @@ class BenchFigures:
         options = asdict(self.options)
         options["traffic"] = self.options.traffic.value
         options["state_modes"] = [m.value for m in self.options.state_modes]
+        options["variants"] = [
+            {"label": v.label, "state_mode": v.state_mode.value, "args": list(v.args),
+             "env": dict(v.env)}
+            for v in self.options.variants
+        ]  # fmt: skip
         return {
             "options": options,
             "load_average_before": list(self.load_before),
@@ -281,6 +345,26 @@ def summarise(rounds: Sequence[Round]) -> dict[str, Spread]:
         ),
         "peak_rss_mb": Spread.of(r.service.peak_rss_mb for r in rounds),
     }
+    labels = list(dict.fromkeys(s.variant for r in rounds for s in r.services))
+    for label in labels:
+        per_round = [
+            (r, s) for r in rounds for s in r.services if s.variant == label
+        ]  # fmt: skip
+        summary[f"variant_{label}_applied_per_second"] = Spread.of(
+            s.applied_per_second for _, s in per_round
+        )
+        summary[f"variant_{label}_ratio_to_broker"] = Spread.of(
+            s.applied_per_second / r.passthrough.messages_per_second for r, s in per_round
+        )
+        summary[f"variant_{label}_ingest_cpu_us_per_update"] = Spread.of(
+            s.ingest_cpu_us_per_update for _, s in per_round
+        )
+        summary[f"variant_{label}_state_cpu_us_per_update"] = Spread.of(
+            s.state_cpu_us_per_update for _, s in per_round
+        )
+        summary[f"variant_{label}_mean_batch_size"] = Spread.of(
+            s.mean_batch_size for _, s in per_round
+        )
     modes = {s.state_mode for r in rounds for s in r.services}
     for mode in sorted(modes):
         windows = [s for r in rounds for s in r.services if s.state_mode == mode]
@@ -513,6 +597,8 @@ class IngestProcess:
         state_mode: StateMode,
         workdir: Path,
         expect_state: int = 0,
+        variant: Variant | None = None,
+        protocol: str = "5",
     ) -> None:
         self.metrics_port = free_port()
         self.endpoints = endpoints
@@ -525,11 +611,14 @@ class IngestProcess:
         )
         command = [
             sys.executable, "-m", "consultease", "ingest",
-            "--mqtt-protocol", endpoints.mqtt_protocol,
+            "--mqtt-protocol", protocol,
             "--client-id", self.client_id,
             "--metrics-port", str(self.metrics_port),
             "--state", state_mode.value,
         ]  # fmt: skip
+        if variant is not None:
+            env.update(variant.env)
+            command += variant.args  # later options win over the ones above
         with self.log_path.open("w") as log_file:
             self.process = subprocess.Popen(
                 command,
@@ -718,6 +807,8 @@ class _Run:
     broker_pid: int | None
     perf: PerfSupport
     step: Step
+    protocol: str
+    """The MQTT protocol the service speaks unless a variant says otherwise."""
     phases_run: int = 0
 
     def version_base(self) -> int:
@@ -736,7 +827,9 @@ def passthrough(run: _Run) -> Passthrough:
         "consultease.tools.bench.subscriber",
         {
             "url": run.endpoints.mqtt_url,
-            "protocol": run.endpoints.mqtt_protocol,
+            # The protocol the headline service speaks: the broker's work per message
+            # and the subscriber's parsing then match the service's.
+            "protocol": run.options.services()[0].protocol or run.protocol,
             "topic": f"{PASSTHROUGH_PREFIX}+/status",
         },
     )
@@ -793,19 +886,22 @@ def database(run: _Run) -> float:
     return rate
 
 
-def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
-    """The service flat out with ``mode``'s state publisher; then paced, when asked."""
+def service(run: _Run, variant: Variant, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
+    """The service flat out as ``variant`` runs it; then paced, when asked."""
+    mode = variant.state_mode
     ingest = IngestProcess(
         run.endpoints,
         run.database_url,
         state_mode=mode,
         workdir=run.workdir,
         expect_state=0 if mode is StateMode.OFF else len(run.ids),
+        variant=variant,
+        protocol=run.protocol,
     )
     clock: NotificationClock | None = None
     try:
         clock = NotificationClock(run.database_url)
-        window = _service_window(run, ingest, clock, mode)
+        window = _service_window(run, ingest, clock, variant)
         paced_figures = _paced_window(run, ingest, clock) if paced else None
     finally:
         if clock is not None:
@@ -816,7 +912,7 @@ def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, 
 
 
 def _service_window(
-    run: _Run, ingest: IngestProcess, clock: NotificationClock, mode: StateMode
+    run: _Run, ingest: IngestProcess, clock: NotificationClock, variant: Variant
 ) -> ServiceWindow:
     options = run.options
     groups = {"ingest": ingest.pids()}
@@ -862,7 +958,8 @@ def _service_window(
     applied_in_phase = len(traffic.sent) - whole.undelivered
     broker = None if broker0 is None or broker1 is None else broker1 - broker0
     return ServiceWindow(
-        state_mode=mode.value,
+        state_mode=variant.state_mode.value,
+        variant=variant.label,
         applied_per_second=applied / elapsed,
         received_per_second=received / elapsed,
         sent_per_second=rate_in_window((t for _, _, t in traffic.sent), since=wall0, until=wall1),
@@ -955,7 +1052,8 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
         _unique_ids(database_url)
         ids = create_bench_rows(database_url, options.desks)
         stack.callback(clear_state, endpoints, ids)
-        broker_pid, broker = _find_broker(endpoints, configured=settings.mqtt_url is not None)
+        configured = settings.mqtt_url is not None
+        broker_pid, broker = _find_broker(endpoints, configured=configured)
         run = _Run(
             endpoints=endpoints,
             database_url=database_url,
@@ -965,6 +1063,7 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
             broker_pid=broker_pid,
             perf=perf_support(),
             step=step,
+            protocol=endpoints.mqtt_protocol if configured else PRIVATE_BROKER_PROTOCOL,
         )
         rounds = [_round(run, index) for index in range(options.rounds)]
     return BenchFigures.of(
@@ -989,14 +1088,19 @@ def _round(run: _Run, index: int) -> Round:
             run.step(f"{label}: baseline (b) one UPDATE + NOTIFY per transaction")
             results[phase] = database(run)
         else:
-            windows = []
-            for position, mode in enumerate(run.options.state_modes):
-                run.step(f"{label}: the ingest service (state publisher: {mode.value})")
-                window, paced = service(run, mode, paced=position == 0)
-                windows.append(window)
+            variants = run.options.services()
+            windows: dict[int, ServiceWindow] = {}
+            # The variants too run in an order that rotates each round; the headline
+            # (the first) also measures the paced phase.
+            shift = index % len(variants)
+            for position in [*range(shift, len(variants)), *range(shift)]:
+                variant = variants[position]
+                run.step(f"{label}: the ingest service ({variant.label})")
+                window, paced = service(run, variant, paced=position == 0)
+                windows[position] = window
                 if paced is not None:
                     results["paced"] = paced
-            results[phase] = tuple(windows)
+            results[phase] = tuple(windows[p] for p in range(len(variants)))
     return Round(
         index=index + 1,
         order=order,

@@ -34,9 +34,9 @@ def render(figures: BenchFigures) -> Table:
     def instr(name: str) -> str:
         return instructions_note or _fmt(s[name])
 
-    head = o.state_modes[0].value
+    head = f"variant: {o.variants[0].label}" if o.variants else f"state: {o.state_modes[0].value}"
     rows = [
-        (f"applied updates/s (ingest, flat out, state: {head})", _fmt(s["applied_per_second"])),
+        (f"applied updates/s (ingest, flat out, {head})", _fmt(s["applied_per_second"])),
         ("baseline (a) broker pass-through, QoS 1 msgs/s", _fmt(s["broker_per_second"])),
         ("baseline (b) one UPDATE + NOTIFY per transaction /s", _fmt(s["database_per_second"])),
         ("ratio to baseline (a), per round", _fmt(s["ratio_to_broker"], "{:.0%}")),
@@ -85,6 +85,18 @@ def render(figures: BenchFigures) -> Table:
                 (f"state publisher {mode.value}: CPU per applied update (all processes)",
                  _fmt(s[f"state_{mode.value}_cpu_us_per_update"], "{:,.0f} µs"))
             )  # fmt: skip
+    for variant in o.variants:
+        key = f"variant_{variant.label}"
+        rows += [
+            (f"variant {variant.label}: applied/s", _fmt(s[f"{key}_applied_per_second"])),
+            (f"variant {variant.label}: ratio to baseline (a), per round",
+             _fmt(s[f"{key}_ratio_to_broker"], "{:.0%}")),
+            (f"variant {variant.label}: CPU per applied update, ingest / state child",
+             f"{_fmt(s[f'{key}_ingest_cpu_us_per_update'], '{:,.0f} µs')} / "
+             f"{_fmt(s[f'{key}_state_cpu_us_per_update'], '{:,.0f} µs')}"),
+            (f"variant {variant.label}: mean batch size",
+             _fmt(s[f"{key}_mean_batch_size"], "{:,.1f}")),
+        ]  # fmt: skip
     before, after = figures.load_before, figures.load_after
     rows += [
         ("broker", figures.broker),
