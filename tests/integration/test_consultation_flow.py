@@ -87,7 +87,10 @@ def test_a_cli_request_reaches_a_firmware_desk_and_a_qos0_acknowledge_accepts_it
     broker: MosquittoInstance, database_url: str, db: psycopg.Connection[Any]
 ) -> None:
     fid = add_faculty(db, status="available", desk_online=True)
-    with running_service(settings(database_url, broker.url)), FirmwareDesk(broker.url, fid) as desk:
+    with (
+        running_service(settings(database_url, broker.url, request_timeout=8.0)) as service,
+        FirmwareDesk(broker.url, fid) as desk,
+    ):
         cid = request(
             database_url,
             fid,
@@ -120,6 +123,20 @@ def test_a_cli_request_reaches_a_firmware_desk_and_a_qos0_acknowledge_accepts_it
         assert desk.received()[0][1] == f"CID:{other} From:Ben (SID:-): Thesis draft"
         time.sleep(0.5)
         assert len(desk.received()[0]) == 2, "each request reaches the desk once"
+
+        # The service's metrics: time to answer, messages the desk got, requests by state.
+        sample = service.metrics.registry.get_sample_value
+        assert sample("consultease_consultation_answer_seconds_count") == 1
+        assert sample("consultease_consultation_desk_messages_total", {"kind": "request"}) == 2
+        wait_until(
+            lambda: (
+                sample("consultease_consultation_requests", {"state": "pending"}) == 1
+                and sample("consultease_consultation_requests", {"state": "accepted"}) == 1
+            ),
+            timeout=5,
+            message="the sweeper's request gauges",
+        )
+        assert sample("consultease_consultation_undelivered") == 0
 
 
 def test_busy_declines_and_makes_the_lecturer_busy_and_every_bad_answer_is_recorded(
