@@ -1,9 +1,9 @@
 """The consultation figure of ``consultease bench`` (SPEC 9): how long a request takes
 to reach its desk, and how long the desk's answer takes to reach a kiosk.
 
-Run in each round's service phase, right after the paced status window (whose
-publish-to-notification latency is the same-run baseline of the status path),
-against the same ``consultease ingest`` child process:
+Run in each round's service phase, during the paced status window (whose
+publish-to-notification latency is the same-run baseline of the status path), on
+desks of its own, against the same ``consultease ingest`` child process:
 
 - a request is one committed ``INSERT`` into ``consultation``, as a kiosk makes it;
   **request -> desk** runs from just before that statement to the moment a desk

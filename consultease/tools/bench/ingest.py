@@ -87,6 +87,9 @@ PASSTHROUGH_PREFIX: Final = "benchbroker/faculty/"
 """Baseline (a)'s topic root: as long as ``consultease``, so the packets are the
 same size, and out of the ingest service's subscriptions."""
 SETTLE_TIMEOUT: Final = 120.0
+CONSULTATION_RATE: Final = 20.0
+CONSULTATION_DESKS: Final = 20
+"""Consultation requests per second during the paced window."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -742,6 +745,9 @@ class _Run:
     broker_pid: int | None
     perf: PerfSupport
     step: Step
+    consultation_ids: list[int] = field(default_factory=list)
+    """Desks of their own for the consultation figure, outside the status traffic (a
+    status change there would make a pending request due again, and count twice)."""
     phases_run: int = 0
 
     def version_base(self) -> int:
@@ -833,11 +839,10 @@ def service(
     try:
         clock = NotificationClock(run.database_url)
         window = _service_window(run, ingest, clock, mode)
-        paced_figures = _paced_window(run, ingest, clock) if paced else None
+        paced_figures = None
         consultation = None
         if paced:
-            run.step("consultation requests: request -> desk, answer -> kiosk")
-            consultation = consultation_window(run.database_url, run.endpoints.mqtt_url, run.ids)
+            paced_figures, consultation = _paced_with_consultations(run, ingest, clock)
     finally:
         if clock is not None:
             clock.close()
@@ -918,6 +923,41 @@ def _service_window(
     )
 
 
+def _paced_with_consultations(
+    run: _Run, ingest: IngestProcess, clock: NotificationClock
+) -> tuple[Paced, ConsultationWindow]:
+    """The paced status window, with consultation requests sent during it (at their
+    own rate, to desks of their own): both legs of a request are measured under the
+    same load as the status path they are printed beside."""
+    options = run.options
+    requests = max(20, math.ceil(CONSULTATION_RATE * (options.warmup + options.duration)))
+    result: dict[str, ConsultationWindow] = {}
+    failure: list[BaseException] = []
+
+    def consult() -> None:
+        try:
+            result["window"] = consultation_window(
+                run.database_url,
+                run.endpoints.mqtt_url,
+                run.consultation_ids,
+                requests=requests,
+                rate=CONSULTATION_RATE,
+            )
+        except BaseException as exc:
+            failure.append(exc)
+
+    run.step("the ingest service, paced, with consultation requests")
+    thread = threading.Thread(target=consult, name="bench-consultations", daemon=True)
+    thread.start()
+    try:
+        paced = _paced_window(run, ingest, clock)
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    return paced, result["window"]
+
+
 def _paced_window(run: _Run, ingest: IngestProcess, clock: NotificationClock) -> Paced:
     options = run.options
     with Traffic(
@@ -985,7 +1025,8 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
         database_url = stack.enter_context(scratch_database(endpoints.database_url))
         _unique_ids(database_url)
         ids = create_bench_rows(database_url, options.desks)
-        stack.callback(clear_state, endpoints, ids)
+        consultation_ids = create_bench_rows(database_url, CONSULTATION_DESKS)
+        stack.callback(clear_state, endpoints, ids + consultation_ids)
         broker_pid, broker = _find_broker(endpoints, configured=settings.mqtt_url is not None)
         run = _Run(
             endpoints=endpoints,
@@ -996,6 +1037,7 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
             broker_pid=broker_pid,
             perf=perf_support(),
             step=step,
+            consultation_ids=consultation_ids,
         )
         rounds = [_round(run, index) for index in range(options.rounds)]
     return BenchFigures.of(

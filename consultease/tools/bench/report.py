@@ -56,7 +56,7 @@ def render(figures: BenchFigures) -> Table:
         ("  sent per second in that window", _fmt(s["paced_achieved_per_second"])),
         ("  messages lost or never applied", _fmt(s["undelivered"])),
         ("  messages applied but coalesced into no visible change", _fmt(s["unchanged"])),
-        ("consultation request→desk (CID text received) p50",
+        ("consultation request→desk (CID text received) p50, 20/s during that window",
          _fmt(s["consultation_delivery_p50_ms"], "{:,.1f} ms")),
         ("consultation request→desk p99", _fmt(s["consultation_delivery_p99_ms"], "{:,.1f} ms")),
         ("consultation desk answer (QoS 0)→kiosk notification p50",
