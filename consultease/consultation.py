@@ -1,6 +1,6 @@
 """Consultation requests (SPEC 9), pure: the lifecycle rule and the desk's wire texts.
 
-No I/O, no clock. ``transition`` is the one rule of 9.1 (``sql/007_consultation.sql``
+No I/O, no clock. ``transition`` is the one rule of 9.1 (``sql/008_consultation.sql``
 enforces the same table in a trigger, ``consultation_transition_allowed_v1``);
 ``desk_message`` and ``cancellation_payload`` are the bytes of 9.2, exactly what the
 installed desk firmware parses (``../shared/FIRMWARE.md``).

@@ -57,6 +57,10 @@ class RejectReason(enum.StrEnum):
     UNKNOWN_FACULTY = "unknown_faculty"
     CLOCK_SKEW = "clock_skew"
     STALE = "stale"
+    RETAINED_SNAPSHOT = "retained_snapshot"
+    """A retained, unversioned status after an admin changed the row (rule 5b)."""
+    OFFLINE_QUEUE = "offline_queue"
+    """A legacy desk's queued message, older than the status it sent first (rule 5a)."""
     # Malformed input, decided by the parser before the database is asked.
     INVALID_TOPIC = "invalid_topic"
     OVERSIZED = "oversized"
@@ -92,6 +96,12 @@ class DeskUpdate:
     version: int | None = None
     ts: datetime | None = None
     desk_id: str | None = None
+    uptime_ms: int | None = None
+    """The legacy firmware's ``timestamp``: milliseconds since the desk booted, not a clock."""
+    claimed_name: str | None = None
+    """The legacy firmware's ``faculty_name``, compared with the row's name."""
+    retained: bool = False
+    """Delivered from the broker's retained store: a snapshot of unknown age (SPEC 3.4a)."""
     topic: str = ""
     payload: bytes = b""
 
@@ -138,6 +148,10 @@ class DeskState:
     active: bool
     desk_version: int | None = None
     desk_ts: datetime | None = None
+    status_source: Source = Source.DESK
+    desk_uptime_ms: int | None = None
+    """The uptime of the legacy status last applied live, and when (database clock)."""
+    desk_uptime_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -157,8 +171,8 @@ DUPLICATE = Outcome(verdict=Verdict.DUPLICATE)
 STALE = Outcome(verdict=Verdict.STALE, reason=RejectReason.STALE)
 
 
-def rejected(reason: RejectReason) -> Outcome:
-    return Outcome(verdict=Verdict.REJECTED, reason=reason)
+def rejected(reason: RejectReason, *, verdict: Verdict = Verdict.REJECTED) -> Outcome:
+    return Outcome(verdict=verdict, reason=reason)
 
 
 OFFLINE = "offline"

@@ -56,6 +56,15 @@ class ValidationError(ConsultEaseError):
         self.field = field
 
 
+class ImportFailed(ValidationError):
+    """A file with bad lines: each is named, and nothing from the file was written."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        noun = "line" if len(problems) == 1 else "lines"
+        super().__init__(f"nothing imported: {len(problems)} bad {noun}\n" + "\n".join(problems))
+
+
 class VersionConflict(ConsultEaseError):
     """An optimistic-locking write found the row at another version.
 

@@ -2,12 +2,15 @@
 
 Checks the database (reachable, schema present, NOTIFY queue usage against
 its threshold and the sessions stalling it, desks online and offline,
-rejections in the last hour by reason, open consultation requests and the ones
-stuck: not sent to a desk that could show them, or pending past the request
-timeout) and the broker (an MQTT connect and a clean disconnect). Healthy means
-both are reachable and the NOTIFY queue is below its threshold (stuck requests are
-listed, not counted against it); ``fix`` drops the stalled sessions
-(``consultease.db.notify_guard``).
+rejections in the last hour by reason, desks whose ``faculty_name`` differs from
+the row, open consultation requests and the ones stuck: not sent to a desk that
+could show them, or pending past the request timeout) and the broker (an MQTT
+connect and a clean disconnect, without logging in: the shipped broker ties a
+client id to its login, so a check logged in as the ingest service would take over
+its connection and end its session; a broker's answer, even "not authorized",
+proves it is up). Healthy means both are reachable and the NOTIFY queue is below
+its threshold (stuck requests are listed, not counted against it); ``fix`` drops
+the stalled sessions (``consultease.db.notify_guard``).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 import psycopg
@@ -70,6 +73,12 @@ WHERE c.status = 'pending'
            AND f.status_since <= now() - make_interval(secs => %(grace)s)))
 ORDER BY c.id
 """
+_NAME_MISMATCHES = """
+SELECT m.faculty_id, m.payload_name, f.name FROM desk_name_mismatch AS m
+JOIN faculty AS f ON f.id = m.faculty_id
+WHERE f.active AND lower(m.payload_name) <> lower(f.name)
+ORDER BY m.faculty_id, m.payload_name
+"""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -95,6 +104,18 @@ class StuckRequest:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class NameMismatch:
+    """A desk whose payload ``faculty_name`` is not its row's name (SPEC 3.4a)."""
+
+    faculty_id: int
+    desk_name: str
+    row_name: str
+
+    def describe(self) -> str:
+        return f"faculty {self.faculty_id}: desk says {self.desk_name!r}, row {self.row_name!r}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Check:
     ok: bool
     detail: str
@@ -117,8 +138,9 @@ class HealthReport:
     desks_offline: int | None = None
     rejections_last_hour: Mapping[str, int] = field(default_factory=dict)
     open_requests: Mapping[str, int] | None = None
-    """Pending and accepted consultation requests; ``None`` before migration 007."""
+    """Pending and accepted consultation requests; ``None`` before migration 008."""
     stuck_requests: tuple[StuckRequest, ...] = ()
+    name_mismatches: tuple[NameMismatch, ...] = ()
 
     @property
     def queue_over_threshold(self) -> bool:
@@ -155,6 +177,10 @@ class HealthReport:
                 ],
                 "overdue": [r.as_dict() for r in self.stuck_requests if r.problem == "overdue"],
             },
+            "name_mismatches": [
+                {"faculty_id": m.faculty_id, "desk_name": m.desk_name, "row_name": m.row_name}
+                for m in self.name_mismatches
+            ],
         }
 
 
@@ -170,6 +196,7 @@ class _DatabaseFacts:
     rejections: Mapping[str, int] = field(default_factory=dict)
     open_requests: Mapping[str, int] | None = None
     stuck_requests: tuple[StuckRequest, ...] = ()
+    mismatches: tuple[NameMismatch, ...] = ()
 
 
 def check_health(
@@ -199,6 +226,7 @@ def check_health(
         rejections_last_hour=db.rejections,
         open_requests=db.open_requests,
         stuck_requests=db.stuck_requests,
+        name_mismatches=db.mismatches,
     )
 
 
@@ -214,6 +242,10 @@ def _check_database(
             try:
                 desks = conn.execute(_DESKS).fetchone()
                 rejections = {str(r[0]): int(r[1]) for r in conn.execute(_REJECTIONS)}
+                mismatches = tuple(
+                    NameMismatch(faculty_id=int(r[0]), desk_name=str(r[1]), row_name=str(r[2]))
+                    for r in conn.execute(_NAME_MISMATCHES)
+                )
             except psycopg.errors.UndefinedTable:
                 return _DatabaseFacts(
                     check=Check(
@@ -242,6 +274,7 @@ def _check_database(
         rejections=rejections,
         open_requests=open_requests,
         stuck_requests=stuck,
+        mismatches=mismatches,
     )
 
 
@@ -256,7 +289,7 @@ def _consultations(
                 _STUCK_REQUESTS, {"timeout": request_timeout, "grace": STUCK_AFTER}
             ).fetchmany(_STUCK_LISTED)
     except (psycopg.errors.UndefinedTable, psycopg.errors.InsufficientPrivilege):
-        return None, ()  # before migration 007, or a login that may not read requests
+        return None, ()  # before migration 008, or a login that may not read requests
     stuck = tuple(
         StuckRequest(id=int(r[0]), faculty_id=int(r[1]), age_seconds=float(r[2]), problem=r[3])
         for r in rows
@@ -295,12 +328,21 @@ def _check_broker(url: str | None, *, timeout: float, ca_file: str | None) -> Ch
     return broker_reachable(endpoint, timeout=timeout, ca_file=ca_file)
 
 
+_LOGIN_REFUSED: Final = frozenset({4, 5, 134, 135})
+"""CONNACK codes refusing a login: 3.1.1 bad credentials / not authorized, 5's too."""
+
+
 def broker_reachable(
     endpoint: MqttEndpoint, *, timeout: float = DEFAULT_TIMEOUT, ca_file: str | None = None
 ) -> Check:
-    """Connect (MQTT 3.1.1, which every broker speaks), then disconnect cleanly."""
+    """Connect (MQTT 3.1.1, which every broker speaks), then disconnect cleanly.
+
+    The login in ``endpoint`` is never used (see the module's docstring): an
+    answer refusing an anonymous client counts as reachable.
+    """
     connected = threading.Event()
     refused: list[str] = []
+    anonymous_refused: list[str] = []
     client = mqtt.Client(
         CallbackAPIVersion.VERSION2,
         client_id=f"consultease-health-{uuid.uuid4().hex[:8]}",
@@ -317,13 +359,12 @@ def broker_reachable(
         properties: Properties | None,
     ) -> None:
         if reason_code.is_failure:
-            refused.append(str(reason_code))
+            login = reason_code.value in _LOGIN_REFUSED
+            (anonymous_refused if login else refused).append(str(reason_code))
         connected.set()
 
     client.on_connect = on_connect
     client.connect_timeout = timeout
-    if endpoint.username is not None:
-        client.username_pw_set(endpoint.username, endpoint.password)
     started = time.perf_counter()
     try:
         if endpoint.tls:
@@ -341,4 +382,10 @@ def broker_reachable(
             client.loop_stop()
     except (OSError, ValueError) as exc:
         return Check(ok=False, detail=f"{endpoint.url()}: {exc}")
+    if anonymous_refused:
+        return Check(
+            ok=True,
+            detail=f"{endpoint.url()} answered in {elapsed_ms:.0f} ms "
+            "(refuses clients without a login, as it should)",
+        )
     return Check(ok=True, detail=f"{endpoint.url()} accepted a connection in {elapsed_ms:.0f} ms")

@@ -9,8 +9,10 @@ Accepted on ``consultease/faculty/{id}/status``:
 - current format: ``{"status": "available"|"away"|"busy", "version": int,
   "ts": epoch ms, "desk_id": str}`` (status case-insensitive, the others optional);
 - legacy ESP32 format: ``{"faculty_id": 3, "present": true, "status": "AVAILABLE",
-  "timestamp": 51234, ...}``. ``timestamp`` is uptime, not a clock, and is ignored;
-  when ``status`` is absent, ``present`` decides between available and away.
+  "timestamp": 51234, ...}``. ``timestamp`` is uptime, not a clock: it is never
+  ``ts``, only ``uptime_ms`` (ordering rule 5a), and ``faculty_name`` is kept to be
+  compared with the row; when ``status`` is absent, ``present`` decides between
+  available and away.
 
 On ``…/mac_status``: ``{"status": "faculty_present"|"faculty_absent", ...}``.
 On ``…/heartbeat``: any JSON object. On ``…/availability``: plain ``online``/``offline``.
@@ -65,6 +67,7 @@ _ID_LIMIT: Final = 2**63
 _TOPIC_ID = re.compile(r"[1-9][0-9]{0,18}")
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _DETAIL_LIMIT: Final = 80
+_NAME_LIMIT: Final = 200
 
 _STATUS_WORDS: Final[dict[str, Status]] = {s.value: s for s in Status}
 _MAC_WORDS: Final[dict[str, Status]] = {
@@ -90,15 +93,20 @@ class _Reject(Exception):
 
 
 def parse(topic: str, payload: bytes) -> DeskUpdate | DeskResponse | Rejection:
-    """The update ``payload`` on ``topic`` carries, or why it was refused. Never raises."""
+    """The update ``payload`` on ``topic`` carries, or why it was refused. Never raises.
+
+    A rejection keeps only the first ``MAX_PAYLOAD_BYTES`` of the payload (what
+    ``ingest_rejection`` stores, SPEC 5.2), so a queued refused message costs no
+    more memory than a valid one, however large it was."""
     try:
         return _parse(topic, payload)
     except _Reject as exc:
-        return Rejection(topic=topic, payload=payload, reason=exc.reason, detail=exc.detail)
+        kept = payload[:MAX_PAYLOAD_BYTES]
+        return Rejection(topic=topic, payload=kept, reason=exc.reason, detail=exc.detail)
     except Exception as exc:  # a bug must not take the service down: refuse the message
         return Rejection(
             topic=topic,
-            payload=payload,
+            payload=payload[:MAX_PAYLOAD_BYTES],
             reason=RejectReason.INVALID_FIELD,
             detail=_cut(f"parser error: {type(exc).__name__}"),
         )
@@ -132,6 +140,8 @@ def _parse(topic: str, payload: bytes) -> DeskUpdate | DeskResponse:
         version=_version(body),
         ts=_timestamp(body),
         desk_id=_desk_id(body),
+        uptime_ms=_legacy_uptime(body),
+        claimed_name=_legacy_name(body),
         topic=topic,
         payload=payload,
     )
@@ -277,6 +287,20 @@ def _desk_id(body: dict[str, Any]) -> str | None:
     if not isinstance(raw, str):
         raise _Reject(RejectReason.INVALID_FIELD, f"desk_id must be a string: {_cut(raw)}")
     return raw
+
+
+def _legacy_uptime(body: dict[str, Any]) -> int | None:
+    """The legacy ``timestamp`` (milliseconds of uptime) of a message with no ``ts``;
+    anything but a non-negative integer is ignored, as it always was."""
+    raw = body.get("timestamp")
+    if "ts" in body or "version" in body or not isinstance(raw, int) or isinstance(raw, bool):
+        return None
+    return raw if 0 <= raw < VERSION_LIMIT else None
+
+
+def _legacy_name(body: dict[str, Any]) -> str | None:
+    raw = body.get("faculty_name")
+    return raw[:_NAME_LIMIT] if isinstance(raw, str) and raw.strip() else None
 
 
 def _cut(value: object) -> str:

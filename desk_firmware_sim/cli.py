@@ -17,6 +17,7 @@ from types import FrameType
 
 from rich.console import Console
 
+from desk_firmware_sim.answers import AnswerPolicy
 from desk_firmware_sim.config import (
     DEFAULT_MQTT_URL,
     MqttVersion,
@@ -24,12 +25,16 @@ from desk_firmware_sim.config import (
     parse_id_list,
 )
 from desk_firmware_sim.errors import ConfigError, SimError
+from desk_firmware_sim.esp32_runner import Esp32Fleet, SentPublish
 from desk_firmware_sim.faults import FaultConfig
 from desk_firmware_sim.records import JsonlRecorder
 from desk_firmware_sim.runner import Fleet
 from desk_firmware_sim.unit import Mode
 
 PROG = "python -m desk_firmware_sim"
+CURRENT = "current"
+ESP32_LEGACY = "esp32-legacy"
+FIRMWARE_PROFILES = (CURRENT, ESP32_LEGACY)
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -65,7 +70,44 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     p.add_argument("--seed", type=int, help="random seed; the same seed replays the same run")
-    p.add_argument("--legacy", action="store_true", help="send the legacy firmware's payload")
+    p.add_argument(
+        "--firmware",
+        choices=FIRMWARE_PROFILES,
+        default=CURRENT,
+        help="current: the current desk format (QoS 1, versions, a will); esp32-legacy: the "
+        "existing ESP32 firmware flag for flag (QoS 0, retained status, no will, clean "
+        "sessions, offline queue; README 'Existing desk units')",
+    )
+    p.add_argument(
+        "--legacy",
+        dest="firmware",
+        action="store_const",
+        const=ESP32_LEGACY,
+        help="the same as --firmware esp32-legacy",
+    )
+    answers = p.add_argument_group(
+        "consultation requests (shown while the lecturer is present, answered on …/responses)"
+    )
+    answers.add_argument(
+        "--answer-acknowledge",
+        type=float,
+        default=0.6,
+        metavar="P",
+        help="chance a request on screen is acknowledged (default 0.6)",
+    )
+    answers.add_argument(
+        "--answer-busy",
+        type=float,
+        default=0.25,
+        metavar="P",
+        help="chance it is answered BUSY (default 0.25); the rest go unanswered and expire",
+    )
+    answers.add_argument(
+        "--answer-delay",
+        default="5-45",
+        metavar="MIN-MAX",
+        help="seconds before the lecturer presses a button (default 5-45)",
+    )
     p.add_argument(
         "--heartbeat-interval",
         type=float,
@@ -166,14 +208,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _reconnect_delay(text: str) -> tuple[float, float]:
+def _reconnect_delay(text: str, option: str = "--reconnect-delay") -> tuple[float, float]:
     low, dash, high = text.partition("-")
     try:
         lo = float(low)
         hi = float(high) if dash else lo
     except ValueError as exc:
-        raise ConfigError(f"--reconnect-delay must be MIN-MAX seconds, got {text!r}") from exc
+        raise ConfigError(f"{option} must be MIN-MAX seconds, got {text!r}") from exc
     return lo, hi
+
+
+def answer_policy(args: argparse.Namespace) -> AnswerPolicy:
+    low, high = _reconnect_delay(args.answer_delay, "--answer-delay")
+    try:
+        return AnswerPolicy(
+            acknowledge=args.answer_acknowledge,
+            busy=args.answer_busy,
+            delay_min=low,
+            delay_max=high,
+        )
+    except SimError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _load_passwords(path: Path) -> dict[int, str]:
@@ -214,7 +269,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> SimCon
         rate=0.0 if flood else args.rate,
         duration=args.duration,
         seed=args.seed,
-        legacy=args.legacy,
+        legacy=args.firmware == ESP32_LEGACY,
         heartbeat_interval=args.heartbeat_interval,
         grace_period=args.grace_period,
         mismatch_after=args.mismatch_after,
@@ -229,6 +284,7 @@ def config_from_args(args: argparse.Namespace, env: Mapping[str, str]) -> SimCon
             reconnect_delay_min=delay_min,
             reconnect_delay_max=delay_max,
         ),
+        answers=answer_policy(args),
         desk_passwords=_load_passwords(args.desk_passwords) if args.desk_passwords else {},
         mqtt_version=MqttVersion(args.mqtt_version),
         tls_ca_file=args.ca_file,
@@ -326,6 +382,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _error(str(exc))
         return EXIT_USAGE
 
+    if config.legacy:
+        return run_esp32(config, config.answers, args)
+
     console = Console()
     live = not (args.quiet or args.no_live) and console.is_terminal
     verbosity = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
@@ -360,6 +419,76 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         console.print(summary(fleet.snapshot()))
     return code
+
+
+def run_esp32(config: SimConfig, answers: AnswerPolicy | None, args: argparse.Namespace) -> int:
+    """The ``esp32-legacy`` profile: units with the existing firmware until stopped."""
+    verbosity = (logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)]
+    _configure_logging(
+        logging.ERROR if args.quiet else verbosity, _logging_handler(Console(), live=False)
+    )
+    stop = threading.Event()
+    log_file = None
+    lock = threading.Lock()
+    counts: dict[str, int] = {}
+
+    def on_sent(record: SentPublish) -> None:
+        with lock:
+            counts[record.publish.kind] = counts.get(record.publish.kind, 0) + 1
+            if log_file is not None:
+                log_file.write(json.dumps(esp32_record(record)) + "\n")
+
+    with _stop_on_signals(stop):
+        try:
+            if args.json:
+                log_file = args.json.open("w", encoding="utf-8")
+            fleet = Esp32Fleet(config, answers=answers, on_sent=on_sent)
+        except OSError as exc:
+            _error(f"cannot write {args.json}: {exc.strerror or exc}")
+            return EXIT_FAILURE
+        except SimError as exc:
+            _error(str(exc))
+            return EXIT_USAGE
+        try:
+            fleet.start()
+            if not fleet.wait_connected(args.connect_timeout):
+                _error(
+                    f"not every unit could connect to {fleet.broker.display()} "
+                    f"within {args.connect_timeout:.0f}s"
+                )
+                return EXIT_FAILURE
+            started = time.monotonic()
+            while not stop.wait(0.25):
+                if config.duration is not None and time.monotonic() - started >= config.duration:
+                    break
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            fleet.stop()
+            with lock:
+                if log_file is not None:
+                    log_file.close()
+                    log_file = None
+    if not args.quiet:
+        sent = ", ".join(f"{kind} {n}" for kind, n in sorted(counts.items())) or "nothing"
+        print(f"{len(config.faculty_ids)} esp32-legacy units sent (QoS 0): {sent}")
+    return EXIT_OK
+
+
+def esp32_record(record: SentPublish) -> dict[str, object]:
+    """One ``--json`` line for the esp32-legacy profile: exactly what went on the wire."""
+    p = record.publish
+    return {
+        "type": "message",
+        "t": record.at,
+        "client_id": record.client_id,
+        "topic": p.topic,
+        "payload": p.payload.decode("utf-8"),
+        "kind": p.kind,
+        "qos": p.qos,
+        "retain": p.retain,
+        "queued": p.queued,
+    }
 
 
 def _finish(fleet: Fleet | None, recorder: JsonlRecorder | None, code: int) -> int:

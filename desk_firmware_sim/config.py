@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from desk_firmware_sim.answers import AnswerPolicy
 from desk_firmware_sim.errors import ConfigError
 from desk_firmware_sim.faults import FaultConfig
 from desk_firmware_sim.unit import Mode, UnitSpec
@@ -130,11 +131,17 @@ class SimConfig:
     duration: float | None = None
     seed: int | None = None
     legacy: bool = False
+    """The existing ESP32 firmware: the command line then runs ``Esp32Fleet``
+    (``esp32_runner``), which behaves as that firmware does on MQTT. ``Fleet`` given
+    this flag only swaps the payload (still QoS 1 with a will): a payload check, not
+    the firmware."""
     heartbeat_interval: float = 30.0
     grace_period: float | None = None
     mismatch_after: float = 5.0
     state_dir: Path | None = None
     faults: FaultConfig = field(default_factory=FaultConfig)
+    answers: AnswerPolicy | None = field(default_factory=AnswerPolicy)
+    """How the simulated lecturers answer consultation requests; ``None``: never."""
     faculty_names: Mapping[int, str] = field(default_factory=dict)
     # Per-unit broker accounts: faculty id -> password, username ``desk-{id}``.
     # Without an entry a unit uses the user and password of ``mqtt_url``.

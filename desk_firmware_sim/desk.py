@@ -8,10 +8,12 @@ boot counter, drop the connection.
 
 from __future__ import annotations
 
+import json
 import math
 import random
 from dataclasses import dataclass
 
+from desk_firmware_sim.answers import CID, AnswerPolicy, Response
 from desk_firmware_sim.display import DisplayMonitor, MismatchEvent, parse_state
 from desk_firmware_sim.faults import Copy, Disruption, FaultConfig, FaultInjector
 from desk_firmware_sim.unit import (
@@ -63,12 +65,20 @@ class SimulatedDesk:
         boot_count: int,
         now: float,
         mismatch_after: float = 5.0,
+        answers: AnswerPolicy | None = None,
     ) -> None:
         self.spec = spec
+        self.answers = answers
+        self.screen: tuple[str, str] | None = None
+        """The consultation request on screen: (request id, text)."""
+        self.shown: list[str] = []
+        self._answer: tuple[str, Response] | None = None
+        self._answer_at = math.inf
         # Independent streams, so heartbeats or faults never shift the person's timeline.
         world_rng, fault_rng, radio_rng, phase_rng = (
             random.Random(rng.getrandbits(64)) for _ in range(4)
         )
+        self._answer_rng = random.Random(rng.getrandbits(64))
         self._radio_rng = radio_rng
         self.behaviour: FacultyBehaviour | None = None
         if spec.mode is Mode.REALISTIC:
@@ -109,6 +119,7 @@ class SimulatedDesk:
             self._next_heartbeat,
             self._next_pace,
             self.faults.next_deadline(),
+            self._answer_at,
         )
 
     def advance(self, now: float) -> list[Action]:
@@ -118,10 +129,13 @@ class SimulatedDesk:
             world = self.behaviour.next_event_time() if self.behaviour is not None else math.inf
             timer = self.firmware.next_deadline()
             held = self.faults.next_deadline()
-            due = min(world, timer, self._next_heartbeat, self._next_pace, held)
+            due = min(world, timer, self._next_heartbeat, self._next_pace, held, self._answer_at)
             if due > now:
                 return actions
             change: Status | None = None
+            if due == self._answer_at:
+                actions.extend(self._press_answer(due))
+                continue
             if due == timer:
                 change = self.firmware.advance(due)
             elif due == world and self.behaviour is not None:
@@ -137,7 +151,61 @@ class SimulatedDesk:
             else:
                 actions.extend(self._release_held(due))
             if change is not None:
+                if self.firmware.status is Status.AWAY:
+                    self._clear_screen()  # an away lecturer answers nothing
                 actions.extend(self._emit_status(due))
+
+    # -- consultation requests (SPEC 9.2) ----------------------------------------
+
+    def on_request(self, now: float, payload: bytes | bytearray) -> bool:
+        """A ``…/messages`` text: shown while the lecturer is there; True if shown."""
+        text = bytes(payload).decode("utf-8", "replace")
+        match = CID.search(text)
+        if match is None or self.firmware.status is Status.AWAY:
+            return False
+        self.screen = (match.group(1), text)
+        self.shown.append(text)
+        self._answer, self._answer_at = None, math.inf
+        if self.answers is not None:
+            response, delay = self.answers.choose(self._answer_rng)
+            if response is not None:
+                self._answer, self._answer_at = (match.group(1), response), now + delay
+        return True
+
+    def on_cancellation(self, now: float, payload: bytes | bytearray) -> bool:
+        """A ``…/cancellations`` JSON: clears the request on screen if it is that one."""
+        try:
+            body = json.loads(bytes(payload))
+        except ValueError:
+            return False
+        if not isinstance(body, dict) or body.get("type") != "consultation_cancelled":
+            return False
+        if self.screen is None or str(body.get("consultation_id")) != self.screen[0]:
+            return False
+        self._clear_screen()
+        return True
+
+    def _clear_screen(self) -> None:
+        self.screen = None
+        self._answer, self._answer_at = None, math.inf
+
+    def _press_answer(self, now: float) -> list[Action]:
+        answer = self._answer
+        self._answer, self._answer_at = None, math.inf
+        if answer is None or self.screen is None or self.screen[0] != answer[0]:
+            return []
+        self.screen = None
+        if not self.connected:
+            return []
+        cid, response = answer
+        actions: list[Action] = [
+            Send(
+                message=self.firmware.response_message(now, message_id=cid, response=response.value)
+            )
+        ]
+        if response is Response.BUSY and self.firmware.set_busy(now) is not None:
+            actions.extend(self._emit_status(now))
+        return actions
 
     def _release_held(self, now: float) -> list[Action]:
         """Reordered messages whose longest hold is over (lost if the link went down)."""

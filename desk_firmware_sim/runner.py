@@ -48,6 +48,8 @@ from desk_firmware_sim.unit import (
     Status,
     availability_message,
     availability_topic,
+    cancellations_topic,
+    messages_topic,
     state_topic,
 )
 
@@ -266,6 +268,7 @@ class Fleet:
                 boot_count=boot_count,
                 now=now,
                 mismatch_after=cfg.mismatch_after,
+                answers=cfg.answers,
             )
             username, password = cfg.credentials(fid)
             unit = _Unit(desk=desk, username=username, password=password)
@@ -805,7 +808,13 @@ class Fleet:
             return  # the broker closes the socket; on_disconnect schedules the retry
         unit.conn = _Conn.CONNECTED
         unit.deadline = math.inf
-        client.subscribe(state_topic(unit.faculty_id), qos=1)
+        client.subscribe(
+            [
+                (state_topic(unit.faculty_id), 1),
+                (messages_topic(unit.faculty_id), 1),
+                (cancellations_topic(unit.faculty_id), 1),
+            ]
+        )
         if self._stopping:
             self._say_offline(unit, now)
             return
@@ -876,8 +885,21 @@ class Fleet:
             self._connect_failed(unit, now, f"disconnected during handshake ({reason_code})")
 
     def _on_message(self, client: mqtt.Client, unit: _Unit, message: mqtt.MQTTMessage) -> None:
-        if client is unit.client and message.topic == state_topic(unit.faculty_id):
+        if client is not unit.client:
+            return
+        fid = unit.faculty_id
+        if message.topic == state_topic(fid):
             unit.desk.on_state(self.now(), message.payload)
+        elif message.topic == messages_topic(fid):
+            if unit.desk.on_request(self.now(), message.payload):
+                _log.info(
+                    "desk %d shows: %s",
+                    fid,
+                    bytes(message.payload[:200]).decode("utf-8", "replace"),
+                )
+                self._reschedule(unit)  # its answer is now due at some time
+        elif message.topic == cancellations_topic(fid):
+            unit.desk.on_cancellation(self.now(), message.payload)
 
     def _on_publish(
         self, client: mqtt.Client, unit: _Unit, mid: int, reason_code: Any, properties: Any

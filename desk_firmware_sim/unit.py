@@ -41,6 +41,7 @@ class MessageKind(enum.StrEnum):
     STATUS = "status"
     HEARTBEAT = "heartbeat"
     AVAILABILITY = "availability"
+    RESPONSE = "response"
 
 
 class PhysicalEvent(enum.StrEnum):
@@ -66,6 +67,19 @@ def availability_topic(faculty_id: int) -> str:
 
 def state_topic(faculty_id: int) -> str:
     return f"{TOPIC_ROOT}/{faculty_id}/state"
+
+
+def messages_topic(faculty_id: int) -> str:
+    """Consultation requests for this desk (SPEC 9.2, system -> desk)."""
+    return f"{TOPIC_ROOT}/{faculty_id}/messages"
+
+
+def cancellations_topic(faculty_id: int) -> str:
+    return f"{TOPIC_ROOT}/{faculty_id}/cancellations"
+
+
+def responses_topic(faculty_id: int) -> str:
+    return f"{TOPIC_ROOT}/{faculty_id}/responses"
 
 
 def make_version(boot_count: int, seq: int) -> int:
@@ -360,6 +374,29 @@ class DeskFirmware:
             version=version,
             at=now,
         )
+
+    def response_message(self, now: float, *, message_id: str, response: str) -> Message:
+        """ACKNOWLEDGE or BUSY for the request on screen, on ``…/responses`` (SPEC 9.2)."""
+        return Message(
+            faculty_id=self.spec.faculty_id,
+            kind=MessageKind.RESPONSE,
+            topic=responses_topic(self.spec.faculty_id),
+            payload={
+                "faculty_id": self.spec.faculty_id,
+                "response_type": response,
+                "message_id": message_id,
+                "ts": self.device_time_ms(now),
+                "desk_id": self.spec.desk_id,
+            },
+            qos=1,
+            at=now,
+        )
+
+    def set_busy(self, now: float) -> Status | None:
+        """The BUSY answer makes a present lecturer busy, as the busy button does."""
+        if not self.keychain_present or self.status is Status.AWAY:
+            return None
+        return self._set(Status.BUSY)
 
     def heartbeat_message(self, now: float, *, rssi: int, free_heap: int) -> Message:
         return Message(

@@ -2,17 +2,30 @@
 
 There is no default account: ``consultease admin create`` makes the first one.
 
-Lockout: after ``max_failures`` failed logins within ``window``, the account
-is locked for ``lock_for``. The counters live in ``admin_user``
-(``failed_attempts``, ``first_failed_at``, ``locked_until``), so restarting a
-kiosk does not lift a lock, and every time comparison uses the database
-clock (``now()`` read inside the login transaction). A login holds the
-account's row lock while it checks the password, so parallel guesses are
-counted one by one and never slip past the limit.
+Two limits, both kept in the database and judged by its clock (``now()`` read
+inside the login transaction), so restarting a kiosk lifts neither:
 
-A login for an unknown username checks the password against a dummy hash, so
-it takes as long as a real one and the answer is the same: nobody learns
-which usernames exist from the message or the timing.
+- **per source** (``admin_login_source``): a source is where a login comes
+  from (the kiosk or host and the OS user running the panel or the CLI, see
+  ``local_source``). Every failed login from it counts, whatever the username;
+  after ``free_failures`` (3) the source waits ``base_delay`` (1 s), then twice
+  as long after each further failure, up to ``max_delay`` (15 min); a success
+  from it, or ``forget_after`` (1 h) without failures, starts again. While it
+  waits, its logins are refused unchecked ("too many failed logins from
+  here…", which says nothing about any account) and count nowhere.
+- **per account** (``admin_user``): ``max_failures`` (5) failures within
+  ``window`` (15 min), from any sources, lock the account for only
+  ``lock_for`` (1 min). It slows guessing spread over many sources; it is
+  short so that nobody can keep a real admin out for long (each source
+  needs ever longer waits to go on relocking it).
+
+Unknown username, wrong password and locked account get the same answer
+("wrong username or password") after the same work: the password is always
+checked with argon2 (against a dummy hash for an unknown user), and each path
+writes the same rows, so neither the message nor the timing tells which usernames
+exist or which accounts are locked (``consultease.tools.bench.logins`` measures it).
+A login holds the account's row lock while it checks the password, so parallel
+guesses are counted one by one and never slip past the limit.
 
 Every call writes exactly one ``audit_log`` row in the same transaction as
 its change (failed logins included); passwords and hashes never go there.
@@ -21,9 +34,11 @@ its change (failed logins included); passwords and hashes never go there.
 from __future__ import annotations
 
 import base64
+import getpass
 import logging
 import re
 import secrets
+import socket
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -32,13 +47,14 @@ from typing import Any, Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 
 from consultease.admin.audit import record
 from consultease.admin.passwords import PasswordRejected, check_password, make_hasher, normalise
 from consultease.db.connection import first_line, sqlalchemy_engine
 from consultease.db.roles import ADMIN_ROLE, transaction
-from consultease.db.tables import admin_user
+from consultease.db.tables import admin_login_source, admin_user
 from consultease.errors import (
     AuthenticationError,
     NotFound,
@@ -54,12 +70,27 @@ _AUDIT_NAME_LIMIT: Final = 100
 """A typed (possibly hostile) username is cut to this length in the audit trail."""
 
 
-class AccountLocked(AuthenticationError):
-    """A login was refused because the account is locked; ``locked_until`` says how long."""
+_SOURCE_LIMIT: Final = 200
+"""A source name is cut to this length (the CHECK on ``admin_login_source``)."""
 
-    def __init__(self, locked_until: datetime) -> None:
-        super().__init__(f"account locked until {_clock_time(locked_until)}")
-        self.locked_until = locked_until
+
+class TooManyAttempts(AuthenticationError):
+    """Logins from this source must wait (its back-off); says nothing about any account."""
+
+    def __init__(self, blocked_until: datetime, now: datetime) -> None:
+        wait = max(1, int((blocked_until - now).total_seconds() + 0.999))
+        super().__init__(f"too many failed logins from here; try again in {wait} s")
+        self.blocked_until = blocked_until
+
+
+def local_source() -> str:
+    """The source of a login typed on this machine: ``user@host`` of the process
+    (a kiosk's panel, or the CLI), so a kiosk and a CLI user back off apart."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"[:_SOURCE_LIMIT]
 
 
 # -- the lockout rule, pure ---------------------------------------------------
@@ -69,7 +100,37 @@ class AccountLocked(AuthenticationError):
 class LockoutPolicy:
     max_failures: int = 5
     window: timedelta = timedelta(minutes=15)
-    lock_for: timedelta = timedelta(minutes=15)
+    lock_for: timedelta = timedelta(minutes=1)
+    free_failures: int = 3
+    base_delay: timedelta = timedelta(seconds=1)
+    max_delay: timedelta = timedelta(minutes=15)
+    forget_after: timedelta = timedelta(hours=1)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SourceState:
+    """The back-off columns of one ``admin_login_source`` row."""
+
+    failures: int = 0
+    last_failed_at: datetime | None = None
+    blocked_until: datetime | None = None
+
+    def blocked(self, now: datetime) -> bool:
+        return self.blocked_until is not None and self.blocked_until > now
+
+
+def source_after_failure(state: SourceState, now: datetime, policy: LockoutPolicy) -> SourceState:
+    """A source's state after one more failed login at ``now``: past
+    ``free_failures`` it waits ``base_delay`` doubled per further failure (at
+    most ``max_delay``); ``forget_after`` without failures starts it again."""
+    if state.last_failed_at is None or now - state.last_failed_at >= policy.forget_after:
+        state = SourceState()
+    failures = state.failures + 1
+    blocked_until = None
+    if failures >= policy.free_failures:
+        doublings = min(failures - policy.free_failures, 30)
+        blocked_until = now + min(policy.base_delay * 2**doublings, policy.max_delay)
+    return SourceState(failures=failures, last_failed_at=now, blocked_until=blocked_until)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -237,51 +298,67 @@ class AdminAccounts:
             )
         log.info("password of admin %s changed by %s", row.username, actor)
 
-    def login(self, username: str, password: str) -> str:
-        """Check a login; return the canonical username.
+    def login(self, username: str, password: str, *, source: str | None = None) -> str:
+        """Check a login from ``source`` (default: ``local_source()``); return the
+        canonical username.
 
         Raises ``AuthenticationError`` ("wrong username or password", the same
-        for unknown users) or its subclass ``AccountLocked``. The attempt and
-        its lockout bookkeeping are committed before the error is raised.
+        for unknown users, wrong passwords and locked accounts) or its subclass
+        ``TooManyAttempts`` while the source backs off. The attempt and its
+        bookkeeping are committed before the error is raised.
         """
+        source = (source or local_source()).strip()[:_SOURCE_LIMIT] or "unknown"
         with self._transaction() as conn:
-            result = self._login(conn, username, password)
+            result = self._login(conn, username, password, source)
         if isinstance(result, _Refusal):
             raise result.error
         return result
 
-    def _login(self, conn: Connection, username: str, password: str) -> str | _Refusal:
+    def _login(self, conn: Connection, username: str, password: str, source: str) -> str | _Refusal:
         now: datetime = conn.execute(select(func.now())).scalar_one()
         typed = username.strip()[:_AUDIT_NAME_LIMIT]
+        origin = self._lock_source(conn, source)
+        if origin.blocked(now):
+            assert origin.blocked_until is not None
+            return _Refusal(TooManyAttempts(origin.blocked_until, now))
         row = self._lock_row(conn, username) if USERNAME_PATTERN.match(typed) else None
         if row is None:
             self._matches(self._dummy_hash, password)  # spend the same time as a real check
+            self._source_failed(conn, source, origin, now)
             record(
                 conn,
                 actor=typed,
                 action="admin.login.failed",
                 target=f"admin:{typed}",
                 before=None,
-                after={"reason": "unknown_user"},
+                after={"reason": "unknown_user", "source": source},
             )
             return _Refusal(AuthenticationError(WRONG_CREDENTIALS))
 
         state = _state(row)
         target = f"admin:{row.username}"
+        matches = self._matches(row.password_hash, password)  # locked or not: the same work
         if state.locked(now):
-            assert state.locked_until is not None
+            # The same writes as a wrong password: a row update, the source, the audit.
+            conn.execute(
+                update(admin_user)
+                .where(admin_user.c.id == row.id)
+                .values(failed_attempts=state.failed_attempts)
+            )
+            self._source_failed(conn, source, origin, now)
             record(
                 conn,
                 actor=row.username,
                 action="admin.login.failed",
                 target=target,
                 before=state.audit(),
-                after={**state.audit(), "reason": "locked"},
+                after={**state.audit(), "reason": "locked", "source": source},
             )
-            return _Refusal(AccountLocked(state.locked_until))
+            return _Refusal(AuthenticationError(WRONG_CREDENTIALS))
 
-        if not self._matches(row.password_hash, password):
+        if not matches:
             failed = after_failure(state, now, self._policy)
+            self._source_failed(conn, source, origin, now)
             conn.execute(
                 update(admin_user)
                 .where(admin_user.c.id == row.id)
@@ -297,7 +374,7 @@ class AdminAccounts:
                 action="admin.login.failed",
                 target=target,
                 before=state.audit(),
-                after={**failed.audit(), "reason": "wrong_password"},
+                after={**failed.audit(), "reason": "wrong_password", "source": source},
             )
             if failed.locked_until is not None:
                 log.warning(
@@ -317,6 +394,12 @@ class AdminAccounts:
         if rehashed:
             values["password_hash"] = self._hasher.hash(normalise(password))
         conn.execute(update(admin_user).where(admin_user.c.id == row.id).values(**values))
+        if origin.failures:
+            conn.execute(
+                update(admin_login_source)
+                .where(admin_login_source.c.source == source)
+                .values(failures=0, last_failed_at=None, blocked_until=None)
+            )
         record(
             conn,
             actor=row.username,
@@ -328,6 +411,46 @@ class AdminAccounts:
         return str(row.username)
 
     # -- helpers --------------------------------------------------------------
+
+    @staticmethod
+    def _lock_source(conn: Connection, source: str) -> SourceState:
+        """The source's back-off row, locked (created when missing)."""
+        conn.execute(
+            pg_insert(admin_login_source)
+            .values(source=source, failures=0)
+            .on_conflict_do_nothing(index_elements=["source"])
+        )
+        row = conn.execute(
+            select(admin_login_source)
+            .where(admin_login_source.c.source == source)
+            .with_for_update()
+        ).one()
+        return SourceState(
+            failures=int(row.failures),
+            last_failed_at=row.last_failed_at,
+            blocked_until=row.blocked_until,
+        )
+
+    def _source_failed(
+        self, conn: Connection, source: str, state: SourceState, now: datetime
+    ) -> None:
+        failed = source_after_failure(state, now, self._policy)
+        conn.execute(
+            update(admin_login_source)
+            .where(admin_login_source.c.source == source)
+            .values(
+                failures=failed.failures,
+                last_failed_at=failed.last_failed_at,
+                blocked_until=failed.blocked_until,
+            )
+        )
+        if failed.blocked_until is not None:
+            log.warning(
+                "logins from %s wait until %s after %d failures",
+                source,
+                failed.blocked_until.isoformat(),
+                failed.failures,
+            )
 
     @staticmethod
     def _lock_row(conn: Connection, username: str) -> Any:

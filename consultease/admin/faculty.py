@@ -24,12 +24,12 @@ version (the trigger does) and is audited with the row before and after.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from consultease.db.connection import first_line, sqlalchemy_engine
@@ -39,6 +39,7 @@ from consultease.db.tables import VIEW_COLUMNS, audit_log, faculty, status_chang
 from consultease.domain import FacultyView, Source, Status
 from consultease.errors import (
     FieldConflict,
+    ImportFailed,
     NotFound,
     ValidationError,
     VersionConflict,
@@ -79,6 +80,24 @@ class FacultyFields:
         if room is not None and len(room) > MAX_ROOM:
             raise ValidationError(f"room is longer than {MAX_ROOM} characters", field="room")
         return cls(name=name, department=department, email=email, room=room)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ImportRow:
+    """One line of a faculty CSV, validated: the id to keep and the fields."""
+
+    line: int
+    faculty_id: int
+    fields: FacultyFields
+
+
+@dataclass(kw_only=True, slots=True)
+class ImportReport:
+    """What ``import_rows`` did, by faculty id."""
+
+    created: list[int] = field(default_factory=list)
+    updated: list[int] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
 
 
 EDITABLE_FIELDS: tuple[str, ...] = ("name", "department", "email", "room", "always_available")
@@ -214,32 +233,87 @@ class FacultyAdmin:
         room: str | None = None,
         status: Status = Status.AWAY,
         always_available: bool = False,
+        faculty_id: int | None = None,
     ) -> FacultyView:
+        """Add a faculty; ``faculty_id`` keeps a given id (a desk has it compiled in)."""
         fields = FacultyFields.clean(name=name, department=department, email=email, room=room)
         with self._transaction() as conn:
-            row = conn.execute(
-                insert(faculty)
-                .values(
-                    name=fields.name,
-                    department=fields.department,
-                    email=fields.email,
-                    room=fields.room,
-                    status=status.value,
-                    status_source=Source.ADMIN.value,
-                    always_available=always_available,
-                )
-                .returning(*VIEW_COLUMNS)
-            ).one()
-            view = view_from_row(row._mapping)
-            _audit(
+            view = _insert(
                 conn,
+                fields,
                 actor=actor,
-                action="faculty.add",
-                faculty_id=view.id,
-                before=None,
-                after=_snapshot(view),
+                status=status,
+                always_available=always_available,
+                faculty_id=faculty_id,
             )
+            if faculty_id is not None:
+                _sync_id_sequence(conn)
         return view
+
+    def import_rows(self, rows: Sequence[ImportRow], *, actor: str) -> ImportReport:
+        """Create or update each row by its id, in one transaction; idempotent.
+
+        A row whose id is new is created with that id, one whose fields differ is
+        updated, one that matches is skipped. Any problem (an email another faculty
+        uses) raises ``ImportFailed`` naming every bad line, and nothing is written.
+        """
+        report = ImportReport()
+        errors: list[str] = []
+        with self._transaction() as conn:
+            for row in rows:
+                current = conn.execute(
+                    select(*VIEW_COLUMNS).where(faculty.c.id == row.faculty_id).with_for_update()
+                ).one_or_none()
+                clash = conn.execute(
+                    select(faculty.c.id).where(
+                        func.lower(faculty.c.email) == row.fields.email.lower(),
+                        faculty.c.id != row.faculty_id,
+                    )
+                ).first()
+                if clash is not None:
+                    errors.append(
+                        f"line {row.line}: email {row.fields.email} is already used by "
+                        f"faculty {clash.id}"
+                    )
+                    continue
+                if current is None:
+                    _insert(conn, row.fields, actor=actor, faculty_id=row.faculty_id)
+                    report.created.append(row.faculty_id)
+                    continue
+                view = view_from_row(current._mapping)
+                wanted = {
+                    "name": row.fields.name,
+                    "department": row.fields.department,
+                    "email": row.fields.email,
+                    "room": row.fields.room,
+                }
+                if all(getattr(view, k) == v for k, v in wanted.items()):
+                    report.skipped.append(row.faculty_id)
+                    continue
+                after = view_from_row(
+                    conn.execute(
+                        update(faculty)
+                        .where(faculty.c.id == row.faculty_id)
+                        .values(**wanted)
+                        .returning(*VIEW_COLUMNS)
+                    )
+                    .one()
+                    ._mapping
+                )
+                _audit(
+                    conn,
+                    actor=actor,
+                    action="faculty.edit",
+                    faculty_id=row.faculty_id,
+                    before=_snapshot(view),
+                    after=_snapshot(after),
+                )
+                report.updated.append(row.faculty_id)
+            if errors:
+                raise ImportFailed(errors)
+            if report.created:
+                _sync_id_sequence(conn)
+        return report
 
     def edit(
         self,
@@ -400,7 +474,7 @@ class FacultyAdmin:
             conn.execute(
                 update(faculty)
                 .where(faculty.c.id == faculty_id)
-                .values(desk_version=None, desk_ts=None)
+                .values(desk_version=None, desk_ts=None, desk_uptime_ms=None, desk_uptime_at=None)
             )
             _audit(
                 conn,
@@ -519,6 +593,62 @@ class FacultyAdmin:
                 )
             )
         return after
+
+
+def _insert(
+    conn: Connection,
+    fields: FacultyFields,
+    *,
+    actor: str,
+    status: Status = Status.AWAY,
+    always_available: bool = False,
+    faculty_id: int | None = None,
+) -> FacultyView:
+    values = {
+        "name": fields.name,
+        "department": fields.department,
+        "email": fields.email,
+        "room": fields.room,
+        "status": status.value,
+        "status_source": Source.ADMIN.value,
+        "always_available": always_available,
+    }
+    if faculty_id is None:
+        row = conn.execute(insert(faculty).values(**values).returning(*VIEW_COLUMNS)).one()
+        view = view_from_row(row._mapping)
+    else:
+        # The id is an identity column (GENERATED ALWAYS): a given one needs OVERRIDING.
+        if conn.execute(select(faculty.c.id).where(faculty.c.id == faculty_id)).first():
+            raise ValidationError(f"faculty id {faculty_id} is already taken", field="id")
+        conn.execute(_INSERT_WITH_ID, {"id": faculty_id, **values})
+        view = FacultyAdmin._get(conn, faculty_id)
+    _audit(
+        conn,
+        actor=actor,
+        action="faculty.add",
+        faculty_id=view.id,
+        before=None,
+        after=_snapshot(view),
+    )
+    return view
+
+
+_INSERT_WITH_ID = text(
+    "INSERT INTO faculty (id, name, department, email, room, status, status_source, "
+    "always_available) OVERRIDING SYSTEM VALUE VALUES (:id, :name, :department, :email, "
+    ":room, :status, :status_source, :always_available)"
+)
+
+_SYNC_ID_SEQUENCE = text(
+    "SELECT setval('faculty_id_seq', "
+    "greatest((SELECT max(id) FROM faculty), "
+    "(SELECT last_value FROM faculty_id_seq)))"
+)
+
+
+def _sync_id_sequence(conn: Connection) -> None:
+    """Move the id sequence past every given id, so the next generated id is free."""
+    conn.execute(_SYNC_ID_SEQUENCE)
 
 
 def _audit(

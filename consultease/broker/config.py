@@ -5,7 +5,7 @@ it into ``/etc/mosquitto`` (``consultease desk broker-config`` prints it). Tests
 and private brokers run the same file through ``adapted_config``, which changes
 only the listeners' ports and the paths, so what is tested is what is shipped.
 
-``acl/desk.acl``, ``acl/service.acl`` and ``acl/kiosk.acl`` are the per-login ACL
+``acl/desk.acl``, ``acl/service.acl``, ``acl/state.acl`` and ``acl/kiosk.acl`` are the per-login ACL
 blocks, with ``$faculty_id`` and ``$username`` to fill in (``string.Template``).
 """
 
@@ -20,6 +20,7 @@ CONFIG_FILE: Final = "mosquitto.conf"
 DESK_ACL_TEMPLATE: Final = "acl/desk.acl"
 SERVICE_ACL_TEMPLATE: Final = "acl/service.acl"
 KIOSK_ACL_TEMPLATE: Final = "acl/kiosk.acl"
+STATE_ACL_TEMPLATE: Final = "acl/state.acl"
 
 
 def _package_text(name: str) -> str:
@@ -85,3 +86,8 @@ def service_acl_block(username: str) -> str:
 def kiosk_acl_block(username: str) -> str:
     """The ACL block of the kiosks' login (read-only ``…/state``)."""
     return Template(_package_text(KIOSK_ACL_TEMPLATE)).substitute(username=username)
+
+
+def state_acl_block(username: str) -> str:
+    """The ACL block of an ingest service's state publisher (writes ``…/state``)."""
+    return Template(_package_text(STATE_ACL_TEMPLATE)).substitute(username=username)

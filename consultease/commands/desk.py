@@ -16,6 +16,7 @@ from pathlib import Path
 from consultease.broker.config import shipped_config
 from consultease.broker.credentials import (
     SERVICE_USERNAMES,
+    SHARED_GROUP_MARKER,
     Credentials,
     desk_credentials,
     example_acl,
@@ -44,6 +45,11 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         choices=sorted(SERVICE_USERNAMES),
         help="create the login of a service instead of a desk",
     )
+    creds.add_argument(
+        "--name",
+        help="with --service: one of several ingest services or kiosks "
+        "(login consultease-ingest-NAME, consultease-kiosk-NAME)",
+    )
     creds.add_argument("--password-file", type=Path, metavar="PATH", help="add the line here")
     creds.add_argument("--acl-file", type=Path, metavar="PATH", help="add the ACL block here")
     creds.set_defaults(func=run_credentials)
@@ -60,21 +66,44 @@ def run_credentials(args: argparse.Namespace, settings: Settings) -> int:
         raise ValidationError("give either a faculty id N or --service NAME")
     if (args.password_file is None) != (args.acl_file is None):
         raise ValidationError("give both --password-file and --acl-file, or neither")
+    if args.name is not None and args.service is None:
+        raise ValidationError("--name goes with --service ingest|kiosk only")
     credentials: Credentials = (
-        desk_credentials(args.id) if args.id is not None else service_credentials(args.service)
+        desk_credentials(args.id)
+        if args.id is not None
+        else service_credentials(args.service, name=args.name)
     )
+    group = credentials.shared_group
+    companion = credentials.companion
     if args.password_file is None:
         print("# password file line:")
         print(credentials.password_line)
+        if companion is not None:
+            print(companion.password_line)
         print()
         print("# ACL block:")
+        if group is not None:
+            print(f"{SHARED_GROUP_MARKER}{group}")
         print(credentials.acl_block, end="")
+        if companion is not None:
+            print()
+            print(companion.acl_block, end="")
     else:
-        new = install(credentials, password_file=args.password_file, acl_file=args.acl_file)
-        verb = "added" if new else "replaced the password of"
-        print(f"# {verb} {credentials.username} in {args.password_file} and {args.acl_file}")
+        done = install(credentials, password_file=args.password_file, acl_file=args.acl_file)
+        group = done.shared_group
+        verb = "added" if done.new_user else "replaced the password of"
+        names = credentials.username + (f" and {companion.username}" if companion else "")
+        print(f"# {verb} {names} in {args.password_file} and {args.acl_file}")
+        if done.owner_note is not None:
+            print(f"# {done.owner_note}")
         print("# reload the broker to apply it: kill -HUP <pid of mosquitto>")
+    if group is not None:
+        print()
+        print("# shared subscription group (secret; only with several ingest services):")
+        print(f"#   consultease ingest --shared {group}")
     print()
+    if companion is not None:
+        print(f"# {companion.username}: the state publisher's own login, same password")
     print(f"# password of {credentials.username} (shown only now; flash it into the unit):")
     print(credentials.password)
     return 0

@@ -1,16 +1,18 @@
-"""``consultease faculty list|add|edit|remove|set-status|reset-desk``."""
+"""``consultease faculty list|add|edit|remove|set-status|reset-desk|import``."""
 
 from __future__ import annotations
 
 import argparse
 import getpass
 from datetime import UTC, datetime
+from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from consultease.admin.faculty import FacultyAdmin, parse_status
+from consultease.admin.faculty_csv import parse_faculty_csv
 from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
 from consultease.domain import FacultyView, Status
@@ -31,8 +33,22 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
     add.add_argument("--email", required=True)
     add.add_argument("--room")
     add.add_argument("--status", default="away", type=_status_arg)
+    add.add_argument(
+        "--id",
+        type=positive_int,
+        metavar="N",
+        help="keep this id (the FACULTY_ID compiled into an existing desk unit)",
+    )
     _actor_option(add)
     add.set_defaults(func=run_add)
+
+    imports = actions.add_parser(
+        "import",
+        help="create or update faculty from a CSV (id,name,department,email,room), keeping ids",
+    )
+    imports.add_argument("file", type=Path, help="CSV file with a header line")
+    _actor_option(imports)
+    imports.set_defaults(func=run_import)
 
     edit = actions.add_parser(
         "edit", help="change name, department, email, room or the always-available flag"
@@ -168,8 +184,29 @@ def run_add(args: argparse.Namespace, settings: Settings) -> int:
             email=args.email,
             room=args.room,
             status=args.status,
+            faculty_id=args.id,
         )
     print(f"added {_describe(view)}")
+    return 0
+
+
+def run_import(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        text = args.file.read_text("utf-8-sig")
+    except OSError as exc:
+        raise ValidationError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{args.file} is not UTF-8 (byte {exc.start})") from None
+    rows = parse_faculty_csv(text)
+    with _admin(settings) as admin:
+        report = admin.import_rows(rows, actor=_actor(args))
+    for verb, ids in (
+        ("created", report.created),
+        ("updated", report.updated),
+        ("skipped (unchanged)", report.skipped),
+    ):
+        listed = ", ".join(str(i) for i in ids) if ids else "none"
+        print(f"{verb}: {len(ids)} ({listed})")
     return 0
 
 

@@ -113,4 +113,11 @@ def render(report: HealthReport) -> Table:
         Text(str(sum(rejections.values())), style="yellow" if rejections else "green"),
         ", ".join(f"{reason}: {count}" for reason, count in rejections.items()) or "none",
     )
+    if report.name_mismatches:
+        table.add_row(
+            "desk names",
+            Text(f"{len(report.name_mismatches)} differ", style="yellow"),
+            "; ".join(m.describe() for m in report.name_mismatches)
+            + " (applied anyway: fix the row's name or the desk's FACULTY_NAME)",
+        )
     return table

@@ -11,6 +11,7 @@ from types import FrameType
 
 from consultease.commands import Subparsers, positive_int
 from consultease.config import Settings
+from consultease.ingest.buffer import DEFAULT_QUEUE_BYTES
 from consultease.ingest.service import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_QUEUE_SIZE,
@@ -57,6 +58,14 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         default=DEFAULT_QUEUE_SIZE,
         help="messages held in memory before reading from the broker pauses "
         f"(default {DEFAULT_QUEUE_SIZE})",
+    )
+    parser.add_argument(
+        "--queue-bytes",
+        type=positive_int,
+        default=DEFAULT_QUEUE_BYTES,
+        metavar="BYTES",
+        help="bytes of messages held in memory before reading from the broker pauses "
+        f"(default {DEFAULT_QUEUE_BYTES}, 16 MiB)",
     )
     parser.add_argument(
         "--metrics-port",
@@ -125,6 +134,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         shared_group=args.shared,
         batch_size=args.batch_size,
         queue_size=args.queue_size,
+        queue_bytes=args.queue_bytes,
         state_mode=StateMode(args.state_mode),
         metrics_port=args.metrics_port,
         ca_file=args.mqtt_ca_file,

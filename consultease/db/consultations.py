@@ -2,7 +2,7 @@
 
 Every change reads the request under ``SELECT … FOR UPDATE`` and decides with the
 pure rule (``consultease.consultation.transition``), so nobody can slip a change in
-between the check and the write; the trigger of ``sql/007_consultation.sql`` refuses
+between the check and the write; the trigger of ``sql/008_consultation.sql`` refuses
 an invalid transition whoever writes, stamps ``responded_at``/``closed_at`` from the
 database clock, bumps ``version`` and sends ``pg_notify('consultation_changed', …)``.
 The desk hears of a change from the ingest service's dispatcher, which reads those
@@ -14,7 +14,7 @@ the ingest service's desk answers take both (a BUSY also sets the lecturer busy)
 everything here takes consultation rows only (creating one takes the FK's share lock
 on its faculty row, and nothing else).
 
-Who may call what is up to the database login (``sql/007_consultation.sql``): a kiosk
+Who may call what is up to the database login (``sql/008_consultation.sql``): a kiosk
 login creates requests and reads and cancels its own; an admin login does everything
 (and then passes ``actor``, so each action is audited in the same transaction); the
 ingest login expires them.
@@ -50,7 +50,7 @@ from consultease.errors import NotFound, TransitionRefused, ValidationError
 
 MAX_LIST: Final = 10_000
 CHANNEL: Final = "consultation_changed"
-"""The NOTIFY channel of ``sql/007_consultation.sql``."""
+"""The NOTIFY channel of ``sql/008_consultation.sql``."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

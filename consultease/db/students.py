@@ -2,7 +2,7 @@
 looks one card up at a time.
 
 A kiosk login never reads the ``student`` table: ``lookup_rfid`` goes through
-``consultease_student_by_rfid_v1`` (``sql/007_consultation.sql``), which answers for
+``consultease_student_by_rfid_v1`` (``sql/008_consultation.sql``), which answers for
 one card and says nothing about anyone else. Every admin change is audited in the
 same transaction (``student.add``, ``student.import``).
 """

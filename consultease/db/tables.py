@@ -41,6 +41,8 @@ faculty = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("always_available", Boolean, nullable=False),
     Column("status_since", DateTime(timezone=True), nullable=False),
+    Column("desk_uptime_ms", BigInteger),
+    Column("desk_uptime_at", DateTime(timezone=True)),
 )
 
 status_change = Table(
@@ -69,6 +71,15 @@ admin_user = Table(
     Column("locked_until", DateTime(timezone=True)),
     Column("created_at", DateTime(timezone=True)),
     Column("password_changed_at", DateTime(timezone=True)),
+)
+
+admin_login_source = Table(
+    "admin_login_source",
+    metadata,
+    Column("source", Text, primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("last_failed_at", DateTime(timezone=True)),
+    Column("blocked_until", DateTime(timezone=True)),
 )
 
 audit_log = Table(

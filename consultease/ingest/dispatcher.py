@@ -1,13 +1,14 @@
 """Consultation requests to the desks (SPEC 9.2): ``…/messages`` and ``…/cancellations``.
 
-The dispatcher runs beside the ingest service's worker, with a LISTEN connection,
-a work connection and a broker connection of its own (never the ingest service's:
-its acknowledgements and these publishes do not share a socket or a reconnect).
+The dispatcher runs beside the ingest service's worker, with a LISTEN connection and
+a work connection of its own, and publishes on the service's broker connection: the
+shipped broker ties a client id to its login and lets one login hold one connection,
+and a few publishes a minute need no socket of their own.
 
 - ``consultation_changed`` and ``consultation_due`` notifications are hints: they
   name a lecturer whose requests may need sending, and the dispatcher reads the
   rows. ``consultation_due`` comes from a trigger on ``faculty``
-  (``sql/007_consultation.sql``) when a row becomes online and available while
+  (``sql/008_consultation.sql``) when a row becomes online and available while
   requests wait for it; the dispatcher never follows ``faculty_changed``, which
   carries every desk's traffic. After every (re)connect to the database (LISTEN
   first, then a full scan), after every reconnect to the broker, and every
@@ -37,23 +38,18 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 import psycopg
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from psycopg import sql
 from psycopg.rows import TupleRow
 
-from consultease.config import MqttEndpoint
 from consultease.consultation import cancellation_payload, desk_message
 from consultease.db.connection import connect, first_line
-from consultease.errors import ConfigError, ConsultEaseError
+from consultease.errors import ConsultEaseError
 from consultease.payloads import CANCELLATIONS_SUFFIX, MESSAGES_SUFFIX, faculty_topic
 from consultease.retry import RetryPolicy
 
@@ -65,9 +61,7 @@ DEFAULT_RESCAN_INTERVAL: Final = 10.0
 PUBACK_TIMEOUT: Final = 5.0
 CLAIM_LIMIT: Final = 200
 """Rows claimed per transaction: a backlog goes out in several short transactions."""
-MAX_INFLIGHT: Final = 1000
 _POLL: Final = 0.25
-_KEEPALIVE: Final = 30
 
 # Pending requests due for (re)delivery, optionally only some lecturers', claimed.
 _CLAIM_DELIVERIES = """
@@ -116,29 +110,31 @@ Publish = Callable[[str, bytes], "mqtt.MQTTMessageInfo"]
 
 
 class Dispatcher:
-    """Sends requests and cancellations to the desks. ``start`` returns at once;
-    ``close`` stops the thread and both connections."""
+    """Sends requests and cancellations to the desks through ``client``, the ingest
+    service's own broker connection (the shipped broker ties a client id to its
+    login, so a second connection with the ingest login would end the service's).
+
+    The service says when that connection is usable (``link_up``, after each
+    (re)connect) and when it is not (``link_down``). ``start`` returns at once;
+    ``close`` stops the thread and its database connections, never the client.
+    """
 
     def __init__(
         self,
         database_url: str,
-        endpoint: MqttEndpoint,
+        client: mqtt.Client,
         *,
-        client_id: str | None = None,
-        ca_file: str | None = None,
         rescan_interval: float = DEFAULT_RESCAN_INTERVAL,
         on_sent: Callable[[Sent], object] | None = None,
     ) -> None:
         self._url = database_url
-        self.endpoint = endpoint
-        self.client_id = client_id or f"consultease-dispatch-{uuid.uuid4().hex[:12]}"
+        self._client = client
         self._rescan_interval = rescan_interval
         self._on_sent = on_sent
         self._stop = threading.Event()
         self._link = threading.Event()
         self._link_changed = threading.Event()
         self._retry = RetryPolicy(max_attempts=None, base_delay=0.2, max_delay=10.0)
-        self._client = self._make_client(ca_file)
         self._thread = threading.Thread(target=self._run, name="consultation-dispatch", daemon=True)
         self._work: psycopg.Connection[TupleRow] | None = None
         self._started = False
@@ -147,78 +143,30 @@ class Dispatcher:
 
     # -- lifecycle -------------------------------------------------------------
 
-    def _make_client(self, ca_file: str | None) -> mqtt.Client:
-        # MQTT 3.1.1, clean session: nothing of this connection's survives it, and
-        # what was in flight when it dropped is still unmarked in the database.
-        client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=mqtt.MQTTv311,
-            clean_session=True,
-            reconnect_on_failure=True,
-        )
-        if self.endpoint.username is not None:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            try:
-                client.tls_set(ca_certs=ca_file)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
-        client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.reconnect_delay_set(1, 30)
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        return client
-
     def start(self) -> None:
         if self._started:
             raise RuntimeError("Dispatcher.start called twice")
         self._started = True
-        log.info("consultation dispatcher starting (client id %s)", self.client_id)
-        self._client.connect_async(self.endpoint.host, self.endpoint.port, keepalive=_KEEPALIVE)
-        self._client.loop_start()
+        log.info("consultation dispatcher starting")
         self._thread.start()
 
-    def wait_connected(self, timeout: float) -> bool:
-        return self._link.wait(timeout)
+    def link_up(self) -> None:
+        """The broker connection is (again) usable: scan everything and send."""
+        self._link.set()
+        self._link_changed.set()
+
+    def link_down(self) -> None:
+        """The broker connection is gone: hold everything until ``link_up``."""
+        self._link.clear()
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()
         self._link_changed.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-        if self._started:
-            self._client.disconnect()
-            self._client.loop_stop()
         if self._work is not None:
             self._work.close()
             self._work = None
-
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.ConnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        if reason_code.is_failure:
-            log.error("broker refused the dispatcher's connection: %s", reason_code)
-            return
-        self._link.set()
-        self._link_changed.set()
-
-    def _on_disconnect(
-        self,
-        client: mqtt.Client,
-        userdata: object,
-        flags: mqtt.DisconnectFlags,
-        reason_code: ReasonCode,
-        properties: Properties | None,
-    ) -> None:
-        self._link.clear()
-        if not self._stop.is_set():
-            log.warning("dispatcher lost the broker (%s); reconnecting", reason_code)
 
     # -- the loop --------------------------------------------------------------
 

@@ -31,11 +31,10 @@ packet id.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import paho.mqtt.client as mqtt
@@ -49,6 +48,7 @@ from consultease.config import MqttEndpoint, Settings
 from consultease.db.connection import describe_database
 from consultease.db.notify_guard import NotifyQueueGuard
 from consultease.domain import (
+    DeskUpdate,
     Inbound,
     Outcome,
     Rejection,
@@ -58,14 +58,27 @@ from consultease.domain import (
     rejected,
 )
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
+from consultease.ingest import buffer
+from consultease.ingest.buffer import DEFAULT_QUEUE_BYTES, ByteBoundedQueue
 from consultease.ingest.dispatcher import Dispatcher, Sent
 from consultease.ingest.metrics import CONSULTATION_STATES, UNPARSED, IngestMetrics, MetricsServer
 from consultease.ingest.state_process import StateProcess
-from consultease.ingest.state_publisher import StateMode, StateService
+from consultease.ingest.state_publisher import (
+    StateMode,
+    StateService,
+    endpoint_url,
+    state_endpoint,
+)
 from consultease.ingest.stats import Counters, IngestStats
 from consultease.ingest.store import Store
 from consultease.ingest.transport import BufferedClient, MqttProtocol
-from consultease.payloads import FACULTY_TOPIC_PREFIX, INBOUND_SUFFIXES, parse
+from consultease.payloads import (
+    FACULTY_TOPIC_PREFIX,
+    INBOUND_SUFFIXES,
+    MAC_STATUS_SUFFIX,
+    STATUS_SUFFIX,
+    parse,
+)
 from consultease.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -86,6 +99,8 @@ RECONNECT_MAX_DELAY: Final = 30
 MAX_SWEEP_INTERVAL: Final = 5.0
 _POLL: Final = 0.1
 _PAYLOAD_LOG_LIMIT: Final = 64
+STATUS_FILTER_SUFFIXES: Final = (f"/{STATUS_SUFFIX}", f"/{MAC_STATUS_SUFFIX}")
+"""The filters whose retained messages are read again after every (re)subscribe."""
 
 
 class IngestFailed(ConsultEaseError):
@@ -111,6 +126,12 @@ def validate_shared_group(group: str, protocol: MqttProtocol) -> None:
 
 def _cut(payload: bytes) -> bytes:
     return payload[:_PAYLOAD_LOG_LIMIT]
+
+
+def _size(item: Inbound) -> int:
+    """What a queued message costs beyond ``buffer.ITEM_OVERHEAD``: its payload
+    (at most ``MAX_PAYLOAD_BYTES``, since ``parse`` cuts a rejected one) and topic."""
+    return len(item.payload) + len(item.topic)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +160,7 @@ class IngestService:
         shared_group: str | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         queue_size: int = DEFAULT_QUEUE_SIZE,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
         publish_state: bool = True,
         state_mode: StateMode | str = StateMode.PROCESS,
         metrics_registry: CollectorRegistry | None = None,
@@ -155,6 +177,8 @@ class IngestService:
             raise ConfigError(f"batch size must be at least 1, got {batch_size}")
         if queue_size < 1:
             raise ConfigError(f"queue size must be at least 1, got {queue_size}")
+        if queue_bytes < 1:
+            raise ConfigError(f"queue bytes must be at least 1, got {queue_bytes}")
         self.settings = settings
         self.database_url = settings.require_database_url()
         self.endpoint: MqttEndpoint = settings.mqtt_endpoint()
@@ -162,6 +186,7 @@ class IngestService:
         self.shared_group = shared_group
         self.batch_size = batch_size
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.state_mode = StateMode(state_mode) if publish_state else StateMode.OFF
         self.publish_state = self.state_mode is not StateMode.OFF
         self.subscriptions = subscriptions(shared_group)
@@ -174,7 +199,9 @@ class IngestService:
         self._metrics_port = metrics_port
         self.metrics = IngestMetrics(metrics_registry)
 
-        self._queue: queue.Queue[_Delivery] = queue.Queue(maxsize=queue_size)
+        self._queue: ByteBoundedQueue[_Delivery] = ByteBoundedQueue(
+            max_items=queue_size, max_bytes=queue_bytes
+        )
         self.metrics.queue_depth.set_function(self._queue.qsize)
         self._counters = Counters()
         self._received_by_kind = {
@@ -391,20 +418,30 @@ class IngestService:
             self.endpoint.url(),
             "resumed" if flags.session_present else "new",
         )
-        if self.protocol is MqttProtocol.V5:
-            # Retained messages only for a subscription the session did not hold yet.
-            options = SubscribeOptions(
-                qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
-            )
-            client.subscribe([(topic, options) for topic in self.subscriptions])
-        elif not flags.session_present:
+        # Subscribe after every connect, even to a resumed session: the status filters
+        # ask for the retained statuses every time (SPEC 3.4a), so a QoS 0 status the
+        # broker did not queue while we were away is read from its retained store and
+        # applied under the ordering rules; the rest only for a new subscription.
+        if self.protocol is not MqttProtocol.V5:
+            # MQTT 3.1.1 sends the retained messages on every subscribe.
             client.subscribe([(topic, 1) for topic in self.subscriptions])
-        else:
-            self._mark_ready()
+            return
+        client.subscribe([(topic, self._subscribe_options(topic)) for topic in self.subscriptions])
+
+    @staticmethod
+    def _subscribe_options(topic: str) -> SubscribeOptions:
+        handling = (
+            SubscribeOptions.RETAIN_SEND_ON_SUBSCRIBE
+            if topic.endswith(STATUS_FILTER_SUFFIXES)
+            else SubscribeOptions.RETAIN_SEND_IF_NEW_SUB
+        )
+        return SubscribeOptions(qos=1, retainHandling=handling)
 
     def _mark_ready(self) -> None:
         log.info("ingest ready: subscribed to %s", ", ".join(self.subscriptions))
         self._ready.set()
+        if self._dispatcher is not None:
+            self._dispatcher.link_up()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
         log.warning("cannot reach broker %s; retrying", self.endpoint.url())
@@ -420,6 +457,8 @@ class IngestService:
         with self._ack_lock:
             self._generation += 1
         self.metrics.mqtt_connected.set(0)
+        if self._dispatcher is not None:
+            self._dispatcher.link_down()
         if not self._stopping.is_set():
             log.warning("lost the broker connection (%s); reconnecting", reason_code)
 
@@ -444,14 +483,17 @@ class IngestService:
     def _on_message(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         """Parse and enqueue; block while the queue is full (back-pressure)."""
         item = parse(message.topic, bytes(message.payload))
+        if message.retain and isinstance(item, DeskUpdate):
+            # From the broker's retained store: a snapshot of unknown age (SPEC 3.4a).
+            item = replace(item, retained=True)
         delivery = _Delivery(message.mid, message.qos, self._generation, item)
         while True:
             if self._stopping.is_set():
                 return  # not acked: the broker keeps it for the next session
             try:
-                self._queue.put(delivery, timeout=_POLL)
+                self._queue.put(delivery, _size(item), timeout=_POLL)
                 break
-            except queue.Full:
+            except buffer.Full:
                 continue
         kind = UNPARSED if isinstance(item, Rejection) else item.kind.value
         self._received_by_kind[kind].inc()
@@ -487,13 +529,13 @@ class IngestService:
             return None
         try:
             first = self._queue.get(timeout=_POLL)
-        except queue.Empty:
+        except buffer.Empty:
             return None if self._stopping.is_set() else []
         batch = [first]
         while len(batch) < self.batch_size:
             try:
                 batch.append(self._queue.get_nowait())
-            except queue.Empty:
+            except buffer.Empty:
                 break
         return batch
 
@@ -669,11 +711,11 @@ class IngestService:
 
     def _start_state_publisher(self) -> None:
         client_id = f"{self.client_id}-state"
+        endpoint = state_endpoint(self.endpoint)
         if self.state_mode is StateMode.PROCESS:
-            assert self.settings.mqtt_url is not None  # mqtt_endpoint() checked it
             self._state = StateProcess(
                 database_url=self.database_url,
-                mqtt_url=self.settings.mqtt_url,
+                mqtt_url=endpoint_url(endpoint),
                 client_id=client_id,
                 ca_file=self._ca_file,
                 on_published=self._count_state_published,
@@ -682,7 +724,7 @@ class IngestService:
         else:
             self._state = StateService(
                 self.database_url,
-                self.endpoint,
+                endpoint,
                 client_id=client_id,
                 ca_file=self._ca_file,
                 on_published=self._count_state_published,
@@ -690,12 +732,10 @@ class IngestService:
         self._state.start()
 
     def _start_dispatcher(self) -> None:
+        # On this service's own connection: one login holds one connection at the
+        # shipped broker, and these few publishes need no socket of their own.
         self._dispatcher = Dispatcher(
-            self.database_url,
-            self.endpoint,
-            client_id=f"{self.client_id}-dispatch",
-            ca_file=self._ca_file,
-            on_sent=self._count_dispatched,
+            self.database_url, self._client, on_sent=self._count_dispatched
         )
         self._dispatcher.start()
 

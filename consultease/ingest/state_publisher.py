@@ -26,6 +26,7 @@ runs it in a child process, off the ingest service's interpreter lock.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import logging
@@ -33,12 +34,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Final
+from urllib.parse import quote
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from consultease.broker.credentials import state_username
 from consultease.config import MqttEndpoint
 from consultease.domain import FacultyView, Status
 from consultease.errors import ConfigError
@@ -395,3 +398,24 @@ class StateService:
         if self._connected.is_set() and not self._closing:
             log.warning("state publisher lost the broker (%s); reconnecting", reason_code)
         self._connected.clear()
+
+
+def state_endpoint(endpoint: MqttEndpoint) -> MqttEndpoint:
+    """Where an ingest service's own state publisher connects: the same broker,
+    as the login's ``-state`` companion (same password), because a broker that
+    ties client ids to logins (ours) lets one login hold one connection only.
+    ``consultease desk credentials --service ingest`` creates both logins."""
+    if endpoint.username is None:
+        return endpoint
+    return dataclasses.replace(endpoint, username=state_username(endpoint.username))
+
+
+def endpoint_url(endpoint: MqttEndpoint) -> str:
+    """``endpoint`` as a URL with its password, quoted (for a child process)."""
+    auth = ""
+    if endpoint.username is not None:
+        auth = quote(endpoint.username, safe="")
+        if endpoint.password is not None:
+            auth += ":" + quote(endpoint.password, safe="")
+        auth += "@"
+    return f"{'mqtts' if endpoint.tls else 'mqtt'}://{auth}{endpoint.host}:{endpoint.port}"

@@ -70,7 +70,7 @@ from consultease.domain import (
     rejected,
 )
 from consultease.errors import DatabaseUnavailable, MessageRefused
-from consultease.ordering import decide
+from consultease.ordering import advance, decide
 from consultease.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,9 @@ class _Row:
     desk_ts: datetime | None
     active: bool
     status_source: Source
+    name: str = ""
+    desk_uptime_ms: int | None = None
+    desk_uptime_at: datetime | None = None
     touched: bool = False
     seen: bool = False
 
@@ -100,7 +103,14 @@ class _Row:
         self.status_source = Source(self.status_source)
 
     def state(self) -> DeskState:
-        return DeskState(active=self.active, desk_version=self.desk_version, desk_ts=self.desk_ts)
+        return DeskState(
+            active=self.active,
+            desk_version=self.desk_version,
+            desk_ts=self.desk_ts,
+            status_source=self.status_source,
+            desk_uptime_ms=self.desk_uptime_ms,
+            desk_uptime_at=self.desk_uptime_at,
+        )
 
 
 LOCKED_COLUMNS: Final = (
@@ -111,6 +121,9 @@ LOCKED_COLUMNS: Final = (
     "desk_ts",
     "active",
     "status_source",
+    "name",
+    "desk_uptime_ms",
+    "desk_uptime_at",
 )
 """The faculty columns a batch locks and reads, by name (``_Row``'s fields)."""
 
@@ -134,6 +147,7 @@ class _Request:
 class _Writes:
     changes: list[tuple[object, ...]] = field(default_factory=list)
     rejections: list[tuple[object, ...]] = field(default_factory=list)
+    mismatches: list[tuple[int, str, str]] = field(default_factory=list)
     answered_after: list[float] = field(default_factory=list)
     """Seconds from request to answer, per request the batch answered."""
 
@@ -167,11 +181,21 @@ SET status = u.status,
     desk_online = u.desk_online,
     desk_version = u.desk_version,
     desk_ts = u.desk_ts,
+    desk_uptime_ms = u.desk_uptime_ms,
+    desk_uptime_at = u.desk_uptime_at,
     last_seen = CASE WHEN u.seen THEN now() ELSE f.last_seen END
 FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::boolean[], %s::bigint[],
-            %s::timestamptz[], %s::boolean[])
-     AS u(id, status, status_source, desk_online, desk_version, desk_ts, seen)
+            %s::timestamptz[], %s::boolean[], %s::bigint[], %s::timestamptz[])
+     AS u(id, status, status_source, desk_online, desk_version, desk_ts, seen,
+          desk_uptime_ms, desk_uptime_at)
 WHERE f.id = u.id
+"""
+
+_INSERT_MISMATCH = """
+INSERT INTO desk_name_mismatch (faculty_id, payload_name, row_name)
+SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[])
+ON CONFLICT (faculty_id, payload_name) DO NOTHING
+RETURNING faculty_id, payload_name, row_name
 """
 
 _INSERT_CHANGES = """
@@ -258,10 +282,13 @@ class Store:
         self._stop = stop or threading.Event()
         self._application_name = application_name
         self._conn: psycopg.Connection[TupleRow] | None = None
+        self._names_checked: set[tuple[int, str]] = set()
+        """(faculty id, payload name) pairs compared in a committed batch (SPEC 3.4a)."""
+        self._names_pending: set[tuple[int, str]] = set()
         self.answered_after: list[float] = []
-        self._uncommitted_answer_times: list[float] = []
         """Seconds from request to desk answer, one per request answered by a committed
         batch; the caller takes them (``take_answer_times``) for its metrics."""
+        self._uncommitted_answer_times: list[float] = []
 
     def take_answer_times(self) -> list[float]:
         """The answer times gathered since the last call (committed batches only)."""
@@ -288,6 +315,7 @@ class Store:
         outcomes = self._with_retry(lambda conn: self._apply(conn, items), "apply batch")
         self.answered_after.extend(self._uncommitted_answer_times)
         self._uncommitted_answer_times = []
+        self._names_checked |= self._names_pending  # committed: never compared again
         return outcomes
 
     def mark_silent_desks_offline(self, offline_after: float) -> list[int]:
@@ -348,6 +376,7 @@ class Store:
             else self._decide_one(item, rows, now, writes)
             for item in items
         ]
+        self._check_names(items, rows, writes)
         answered = [r for r in requests.values() if r.touched]
         if answered:
             conn.execute(
@@ -372,6 +401,8 @@ class Store:
                     [r.desk_version for r in touched],
                     [r.desk_ts for r in touched],
                     [r.seen for r in touched],
+                    [r.desk_uptime_ms for r in touched],
+                    [r.desk_uptime_at for r in touched],
                 ),
             )
         if writes.changes:
@@ -382,7 +413,36 @@ class Store:
         with conn.cursor() as cur:
             if writes.rejections:
                 cur.executemany(_INSERT_REJECTION, writes.rejections)
+        if writes.mismatches:
+            columns = [list(column) for column in zip(*writes.mismatches, strict=True)]
+            for faculty_id, payload_name, row_name in conn.execute(
+                _INSERT_MISMATCH, columns
+            ).fetchall():
+                log.warning(
+                    "desk of faculty %s calls its lecturer %r, the database %r; "
+                    "applied anyway (listed by consultease health)",
+                    faculty_id,
+                    payload_name,
+                    row_name,
+                )
         return outcomes
+
+    def _check_names(
+        self, items: Sequence[Inbound], rows: dict[int, _Row], writes: _Writes
+    ) -> None:
+        """Queue each new (desk, payload name) pair that differs from the row's name."""
+        self._names_pending = set()
+        for item in items:
+            if not isinstance(item, DeskUpdate) or item.claimed_name is None:
+                continue
+            row = rows.get(item.faculty_id)
+            key = (item.faculty_id, item.claimed_name)
+            if row is None or key in self._names_checked or key in self._names_pending:
+                continue
+            self._names_pending.add(key)
+            if _same_name(item.claimed_name, row.name):
+                continue
+            writes.mismatches.append((row.id, item.claimed_name, row.name))
 
     def _decide_one(
         self, item: DeskUpdate | Rejection, rows: dict[int, _Row], now: datetime, writes: _Writes
@@ -405,7 +465,7 @@ class Store:
             )
             return outcome
         assert row is not None
-        _apply_to_row(row, item, writes)
+        _apply_to_row(row, item, writes, now)
         return outcome
 
     # -- retry and connection handling ---------------------------------------
@@ -454,18 +514,29 @@ class Store:
             self._conn = None
 
 
-def _apply_to_row(row: _Row, update: DeskUpdate, writes: _Writes) -> None:
-    """Mutate the working copy for an applied update and queue its audit row."""
+def _same_name(claimed: str, stored: str) -> bool:
+    return " ".join(claimed.split()).casefold() == " ".join(stored.split()).casefold()
+
+
+def _apply_to_row(row: _Row, update: DeskUpdate, writes: _Writes, now: datetime) -> None:
+    """Mutate the working copy for an applied update and queue its audit row.
+
+    A retained status (SPEC 3.4a) sets the status and the ordering facts but proves
+    nothing about the desk being alive: ``desk_online`` and ``last_seen`` stay."""
     old_status, old_online = row.status, row.desk_online
     row.touched = True
     if update.kind is UpdateKind.STATUS:
         assert update.status is not None
+        after = advance(row.state(), update, now=now)
         row.status = update.status
         row.status_source = Source.DESK
-        row.desk_online = True
-        row.desk_version = update.version
-        row.desk_ts = update.ts
-        row.seen = True
+        row.desk_version = after.desk_version
+        row.desk_ts = after.desk_ts
+        row.desk_uptime_ms = after.desk_uptime_ms
+        row.desk_uptime_at = after.desk_uptime_at
+        if not update.retained:
+            row.desk_online = True
+            row.seen = True
     elif update.kind is UpdateKind.HEARTBEAT or update.online:
         row.desk_online = True
         row.seen = True

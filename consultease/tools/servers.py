@@ -252,6 +252,9 @@ def mosquitto_config(
         f"listener {port} 127.0.0.1",
         "allow_anonymous true",
         f"max_queued_messages {MAX_QUEUED_MESSAGES}",
+        # As in the shipped config: QoS 0 from the existing desk firmware waits for an
+        # offline ingest session instead of vanishing (SPEC 3.4a).
+        "queue_qos0_messages true",
         "max_inflight_messages 0",
         f"persistence {'true' if persistence else 'false'}",
         f"persistence_location {data_dir}/",

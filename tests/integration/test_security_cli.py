@@ -238,7 +238,7 @@ def test_desk_credentials_install_into_files(
     assert main(["desk", "credentials", "3", *files]) == 0
     password = capsys.readouterr().out.strip().splitlines()[-1]
     entries = dict(line.split(":", 1) for line in passwd.read_text().splitlines())
-    assert set(entries) == {"consultease-ingest", "desk-3"}
+    assert set(entries) == {"consultease-ingest", "consultease-ingest-state", "desk-3"}
     assert verify_password(entries["desk-3"], password)
     assert "user desk-3\n" in acl.read_text()
 

@@ -62,6 +62,8 @@ class SecureBroker:
     tls_port: int | None
     users: dict[str, Credentials]
     tls: TlsFiles | None
+    shared_group: str | None = None
+    """The ingest services' secret shared-subscription group, from the ACL file."""
 
     def url(self, username: str, *, tls: bool = False) -> str:
         password = self.users[username].password
@@ -80,8 +82,9 @@ def secure_broker(
     data.mkdir()
     passwd, acl = data / "consultease.passwd", data / "consultease.acl"
     users = {}
+    group = None
     for credentials in [service_credentials("ingest"), *map(desk_credentials, desk_ids)]:
-        install(credentials, password_file=passwd, acl_file=acl)
+        group = install(credentials, password_file=passwd, acl_file=acl).shared_group or group
         users[credentials.username] = credentials
     port = free_port()
     tls_port = free_port() if tls else None
@@ -100,7 +103,7 @@ def secure_broker(
         extra="user root\n" if os.geteuid() == 0 else "",
     )
     with MosquittoInstance(data, port=port, config_text=config):
-        yield SecureBroker(port=port, tls_port=tls_port, users=users, tls=tls)
+        yield SecureBroker(port=port, tls_port=tls_port, users=users, tls=tls, shared_group=group)
 
 
 class Client:
@@ -115,13 +118,20 @@ class Client:
         protocol: MQTTProtocolVersion = mqtt.MQTTv5,
         ca_file: Path | None = None,
         host: str = "127.0.0.1",
+        client_id: str | None = None,
+        clean_start: bool = True,
+        will: tuple[str, bytes] | None = None,
     ) -> None:
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=unique_client_id("test-sec"),
+            client_id=client_id or unique_client_id("test-sec"),
             protocol=protocol,
             reconnect_on_failure=False,
         )
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=True)
+        self.disconnected = threading.Event()
+        self.client.on_disconnect = lambda *args: self.disconnected.set()
         if username is not None:
             self.client.username_pw_set(username, password)
         if ca_file is not None:
@@ -135,7 +145,10 @@ class Client:
             (m.topic, bytes(m.payload), bool(m.retain))
         )
         self.client.on_subscribe = lambda c, u, mid, codes, props: self._subscribed.put(codes)
-        self.client.connect(host, port, keepalive=30)
+        if protocol == mqtt.MQTTv5:
+            self.client.connect(host, port, keepalive=30, clean_start=clean_start)
+        else:
+            self.client.connect(host, port, keepalive=30)
         self.client.loop_start()
         assert self._answered.wait(10), "the broker never answered CONNECT"
 

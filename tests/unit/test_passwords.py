@@ -11,9 +11,11 @@ from argon2.exceptions import VerifyMismatchError
 from consultease.admin.accounts import (
     LockoutPolicy,
     LoginState,
+    SourceState,
     _dummy_hash,
     after_failure,
     clean_username,
+    source_after_failure,
 )
 from consultease.admin.passwords import (
     COMMON_PASSWORDS,
@@ -137,12 +139,35 @@ def test_four_failures_do_not_lock() -> None:
     assert state.first_failed_at == NOW
 
 
-def test_the_fifth_failure_within_the_window_locks_for_fifteen_minutes() -> None:
+def test_the_fifth_failure_within_the_window_locks_for_one_minute_only() -> None:
     state = fail_times(5, step=timedelta(minutes=3))
     last = NOW + timedelta(minutes=12)
-    assert state.locked_until == last + timedelta(minutes=15)
-    assert state.locked(last + timedelta(minutes=14, seconds=59))
-    assert not state.locked(last + timedelta(minutes=15))
+    assert state.locked_until == last + timedelta(minutes=1)
+    assert state.locked(last + timedelta(seconds=59))
+    assert not state.locked(last + timedelta(minutes=1))
+
+
+def source_fail_times(count: int, *, step: timedelta) -> list[SourceState]:
+    states, state = [], SourceState()
+    for i in range(count):
+        state = source_after_failure(state, NOW + i * step, POLICY)
+        states.append(state)
+    return states
+
+
+def test_a_source_waits_after_three_failures_twice_as_long_each_time_up_to_a_cap() -> None:
+    states = source_fail_times(16, step=timedelta(seconds=0))
+    waits = [None if s.blocked_until is None else s.blocked_until - NOW for s in states]
+    assert waits[:2] == [None, None]
+    assert waits[2:7] == [timedelta(seconds=n) for n in (1, 2, 4, 8, 16)]
+    assert waits[-1] == POLICY.max_delay == timedelta(minutes=15)
+    assert all(s.blocked(NOW) for s in states[2:])
+
+
+def test_a_source_quiet_for_an_hour_starts_again() -> None:
+    state = source_fail_times(10, step=timedelta(seconds=0))[-1]
+    later = source_after_failure(state, NOW + timedelta(hours=1), POLICY)
+    assert (later.failures, later.blocked_until) == (1, None)
 
 
 def test_failures_spread_beyond_the_window_never_lock() -> None:
