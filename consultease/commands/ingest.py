@@ -90,6 +90,13 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         "(default $CONSULTEASE_REQUEST_TIMEOUT or 600)",
     )
     parser.add_argument(
+        "--dispatch-mqtt-url",
+        metavar="URL",
+        help="a broker login of its own for sending consultation requests to the desks "
+        "(another ingest login; default $CONSULTEASE_DISPATCH_MQTT_URL, else the "
+        "service's own connection on a broker that needs logins)",
+    )
+    parser.add_argument(
         "--no-dispatch",
         dest="dispatch",
         action="store_false",
@@ -123,6 +130,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_overrides(
         offline_after=args.offline_after,
         request_timeout=args.request_timeout,
+        dispatch_mqtt_url=args.dispatch_mqtt_url,
         max_clock_skew=args.max_clock_skew,
         mqtt_client_id=args.client_id,
         notify_queue_threshold=args.notify_queue_threshold,

@@ -1,9 +1,10 @@
 """Consultation requests to the desks (SPEC 9.2): ``…/messages`` and ``…/cancellations``.
 
 The dispatcher runs beside the ingest service's worker, with a LISTEN connection and
-a work connection of its own, and publishes on the service's broker connection: the
-shipped broker ties a client id to its login and lets one login hold one connection,
-and a few publishes a minute need no socket of their own.
+a work connection of its own. It publishes on a broker connection of its own when it
+can (an anonymous broker, or a login of its own: ``ingest --dispatch-mqtt-url``),
+else on the service's connection: the shipped broker ties a client id to its login
+and lets one login hold one connection.
 
 - ``consultation_changed`` and ``consultation_due`` notifications are hints: they
   name a lecturer whose requests may need sending, and the dispatcher reads the
@@ -44,12 +45,16 @@ from typing import Any, Final
 
 import paho.mqtt.client as mqtt
 import psycopg
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from consultease.config import MqttEndpoint
 from consultease.consultation import cancellation_payload, desk_message
 from consultease.db.connection import connect, first_line
-from consultease.errors import ConsultEaseError
+from consultease.errors import ConfigError, ConsultEaseError
 from consultease.payloads import CANCELLATIONS_SUFFIX, MESSAGES_SUFFIX, faculty_topic
 from consultease.retry import RetryPolicy
 
@@ -59,6 +64,8 @@ DESK_QOS: Final = 1
 CHANNELS: Final = ("consultation_changed", "consultation_due")
 DEFAULT_RESCAN_INTERVAL: Final = 10.0
 PUBACK_TIMEOUT: Final = 5.0
+MAX_INFLIGHT: Final = 1000
+KEEPALIVE: Final = 30
 CLAIM_LIMIT: Final = 200
 """Rows claimed per transaction: a backlog goes out in several short transactions."""
 _POLL: Final = 0.25
@@ -109,14 +116,41 @@ class Sent:
 Publish = Callable[[str, bytes], "mqtt.MQTTMessageInfo"]
 
 
-class Dispatcher:
-    """Sends requests and cancellations to the desks through ``client``, the ingest
-    service's own broker connection (the shipped broker ties a client id to its
-    login, so a second connection with the ingest login would end the service's).
+def dispatch_client(
+    endpoint: MqttEndpoint, *, client_id: str, ca_file: str | None = None
+) -> mqtt.Client:
+    """A broker connection of the dispatcher's own (MQTT 3.1.1, clean session: what
+    was in flight when it drops is still unmarked in the database)."""
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2,
+        client_id=client_id,
+        protocol=mqtt.MQTTv311,
+        clean_session=True,
+        reconnect_on_failure=True,
+    )
+    if endpoint.username is not None:
+        client.username_pw_set(endpoint.username, endpoint.password)
+    if endpoint.tls:
+        try:
+            client.tls_set(ca_certs=ca_file)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
+    client.max_inflight_messages_set(MAX_INFLIGHT)
+    client.reconnect_delay_set(1, 30)
+    return client
 
-    The service says when that connection is usable (``link_up``, after each
-    (re)connect) and when it is not (``link_down``). ``start`` returns at once;
-    ``close`` stops the thread and its database connections, never the client.
+
+class Dispatcher:
+    """Sends requests and cancellations to the desks through ``client``.
+
+    With ``own_endpoint`` the client is the dispatcher's own connection
+    (``dispatch_client``), which it connects, follows and closes. Without it,
+    ``client`` is the ingest service's connection (the shipped broker ties a client
+    id to its login, so a second connection with the same login would end the
+    service's); the service then says when it is usable (``link_up``, after each
+    (re)connect) and when not (``link_down``), and on that connection a request
+    waits behind whatever the service is still reading (its acknowledgements and
+    this publish share the socket). ``start`` returns at once.
     """
 
     def __init__(
@@ -124,11 +158,13 @@ class Dispatcher:
         database_url: str,
         client: mqtt.Client,
         *,
+        own_endpoint: MqttEndpoint | None = None,
         rescan_interval: float = DEFAULT_RESCAN_INTERVAL,
         on_sent: Callable[[Sent], object] | None = None,
     ) -> None:
         self._url = database_url
         self._client = client
+        self._own_endpoint = own_endpoint
         self._rescan_interval = rescan_interval
         self._on_sent = on_sent
         self._stop = threading.Event()
@@ -140,6 +176,14 @@ class Dispatcher:
         self._started = False
         self.sent_messages = 0
         self.sent_cancellations = 0
+        if own_endpoint is not None:
+            client.on_connect = self._on_connect
+            client.on_disconnect = self._on_disconnect
+
+    @property
+    def shares_connection(self) -> bool:
+        """Whether it publishes on the ingest service's connection."""
+        return self._own_endpoint is None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -147,7 +191,17 @@ class Dispatcher:
         if self._started:
             raise RuntimeError("Dispatcher.start called twice")
         self._started = True
-        log.info("consultation dispatcher starting")
+        if self._own_endpoint is not None:
+            log.info(
+                "consultation dispatcher starting: its own connection to %s",
+                self._own_endpoint.url(),
+            )
+            self._client.connect_async(
+                self._own_endpoint.host, self._own_endpoint.port, keepalive=KEEPALIVE
+            )
+            self._client.loop_start()
+        else:
+            log.info("consultation dispatcher starting: on the ingest service's connection")
         self._thread.start()
 
     def link_up(self) -> None:
@@ -164,9 +218,37 @@ class Dispatcher:
         self._link_changed.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._started and self._own_endpoint is not None:
+            self._client.disconnect()
+            self._client.loop_stop()
         if self._work is not None:
             self._work.close()
             self._work = None
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.ConnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason_code.is_failure:
+            log.error("broker refused the dispatcher's connection: %s", reason_code)
+            return
+        self.link_up()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: object,
+        flags: mqtt.DisconnectFlags,
+        reason_code: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        self.link_down()
+        if not self._stop.is_set():
+            log.warning("dispatcher lost the broker (%s); reconnecting", reason_code)
 
     # -- the loop --------------------------------------------------------------
 

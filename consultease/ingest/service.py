@@ -60,7 +60,7 @@ from consultease.domain import (
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
 from consultease.ingest import buffer
 from consultease.ingest.buffer import DEFAULT_QUEUE_BYTES, ByteBoundedQueue
-from consultease.ingest.dispatcher import Dispatcher, Sent
+from consultease.ingest.dispatcher import Dispatcher, Sent, dispatch_client
 from consultease.ingest.metrics import CONSULTATION_STATES, UNPARSED, IngestMetrics, MetricsServer
 from consultease.ingest.state_process import StateProcess
 from consultease.ingest.state_publisher import (
@@ -440,7 +440,7 @@ class IngestService:
     def _mark_ready(self) -> None:
         log.info("ingest ready: subscribed to %s", ", ".join(self.subscriptions))
         self._ready.set()
-        if self._dispatcher is not None:
+        if self._dispatcher is not None and self._dispatcher.shares_connection:
             self._dispatcher.link_up()
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
@@ -457,7 +457,7 @@ class IngestService:
         with self._ack_lock:
             self._generation += 1
         self.metrics.mqtt_connected.set(0)
-        if self._dispatcher is not None:
+        if self._dispatcher is not None and self._dispatcher.shares_connection:
             self._dispatcher.link_down()
         if not self._stopping.is_set():
             log.warning("lost the broker connection (%s); reconnecting", reason_code)
@@ -732,11 +732,26 @@ class IngestService:
         self._state.start()
 
     def _start_dispatcher(self) -> None:
-        # On this service's own connection: one login holds one connection at the
-        # shipped broker, and these few publishes need no socket of their own.
-        self._dispatcher = Dispatcher(
-            self.database_url, self._client, on_sent=self._count_dispatched
-        )
+        # A connection of its own when it can have one: a login of its own, or an
+        # anonymous broker (its own client id). Otherwise this service's connection,
+        # since the shipped broker lets one login hold one connection.
+        endpoint = self.settings.dispatch_mqtt_endpoint()
+        if endpoint is None and self.endpoint.username is None:
+            endpoint = self.endpoint
+        if endpoint is None:
+            self._dispatcher = Dispatcher(
+                self.database_url, self._client, on_sent=self._count_dispatched
+            )
+        else:
+            client = dispatch_client(
+                endpoint, client_id=f"{self.client_id}-dispatch", ca_file=self._ca_file
+            )
+            self._dispatcher = Dispatcher(
+                self.database_url,
+                client,
+                own_endpoint=endpoint,
+                on_sent=self._count_dispatched,
+            )
         self._dispatcher.start()
 
     def _count_dispatched(self, sent: Sent) -> None:
