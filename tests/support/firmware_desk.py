@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import threading
+import time
 from typing import Any, Self
 
 import paho.mqtt.client as mqtt
@@ -29,6 +30,11 @@ class FirmwareDesk:
         self._subscribed = threading.Event()
         self._endpoint = MqttEndpoint.parse(mqtt_url)
         self._client: mqtt.Client | None = None
+        self._booted = time.monotonic()
+
+    def uptime_ms(self) -> int:
+        """``millis()``: what the firmware puts in ``timestamp``, growing within a boot."""
+        return 1000 + int((time.monotonic() - self._booted) * 1000)
 
     def connect(self, timeout: float = 10) -> Self:
         """A new clean session, subscribed; what the firmware does after every (re)boot."""
@@ -101,7 +107,7 @@ class FirmwareDesk:
                 "faculty_name": self.name,
                 "present": present,
                 "status": word,
-                "timestamp": random.randrange(10**6),
+                "timestamp": self.uptime_ms(),
                 "ntp_sync_status": "SYNCED",
                 "in_grace_period": False,
                 "detailed_status": word,
@@ -128,7 +134,7 @@ class FirmwareDesk:
                 "faculty_name": self.name,
                 "response_type": response_type,
                 "message_id": message_id,
-                "timestamp": str(random.randrange(10**6)),
+                "timestamp": str(self.uptime_ms()),
                 "faculty_present": True,
                 "response_method": "physical_button",
                 "status": f"Professor {response_type.lower()}",
