@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from consultease.errors import ConfigError
 
 DEFAULT_OFFLINE_AFTER = 90.0
+DEFAULT_REQUEST_TIMEOUT = 600.0
 DEFAULT_MAX_CLOCK_SKEW = 300.0
 DEFAULT_NOTIFY_QUEUE_THRESHOLD = 0.001
 """0.1 % of pg_notify's queue (8 MB of its 8 GB, some 40,000 faculty notifications
@@ -113,6 +114,11 @@ class Settings:
     database_url: str | None = None
     mqtt_url: str | None = None
     offline_after: float = DEFAULT_OFFLINE_AFTER
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    """Seconds a consultation request may stay pending before it expires (SPEC 9.1)."""
+    dispatch_mqtt_url: str | None = None
+    """A broker login of its own for the consultation dispatcher (another ingest login);
+    without it, on a broker that needs logins, it shares the ingest connection."""
     max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
     mqtt_client_id: str = "consultease-ingest"
     notify_queue_threshold: float = DEFAULT_NOTIFY_QUEUE_THRESHOLD
@@ -135,6 +141,10 @@ class Settings:
             database_url=env.get("CONSULTEASE_DATABASE_URL") or None,
             mqtt_url=env.get("CONSULTEASE_MQTT_URL") or None,
             offline_after=_float_setting(env, "CONSULTEASE_OFFLINE_AFTER", DEFAULT_OFFLINE_AFTER),
+            request_timeout=_float_setting(
+                env, "CONSULTEASE_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT
+            ),
+            dispatch_mqtt_url=env.get("CONSULTEASE_DISPATCH_MQTT_URL") or None,
             max_clock_skew=_float_setting(
                 env, "CONSULTEASE_MAX_CLOCK_SKEW", DEFAULT_MAX_CLOCK_SKEW
             ),
@@ -162,6 +172,9 @@ class Settings:
                 "or pass --database-url (or run `consultease demo`, which brings its own)"
             )
         return self.database_url
+
+    def dispatch_mqtt_endpoint(self) -> MqttEndpoint | None:
+        return MqttEndpoint.parse(self.dispatch_mqtt_url) if self.dispatch_mqtt_url else None
 
     def mqtt_endpoint(self) -> MqttEndpoint:
         if not self.mqtt_url:

@@ -38,6 +38,8 @@ class UpdateKind(enum.StrEnum):
     STATUS = "status"
     HEARTBEAT = "heartbeat"
     AVAILABILITY = "availability"
+    RESPONSE = "response"
+    """A lecturer's answer to a consultation request (``DeskResponse``, SPEC 9.2)."""
 
 
 class Verdict(enum.StrEnum):
@@ -69,6 +71,12 @@ class RejectReason(enum.StrEnum):
     UNKNOWN_STATUS = "unknown_status"
     VERSION_OUT_OF_RANGE = "version_out_of_range"
     FACULTY_MISMATCH = "faculty_mismatch"
+    # Desk answers to consultation requests (SPEC 9.2).
+    UNKNOWN_RESPONSE = "unknown_response"
+    UNKNOWN_CONSULTATION = "unknown_consultation"
+    WRONG_FACULTY = "wrong_faculty"
+    INVALID_TRANSITION = "invalid_transition"
+    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,6 +106,26 @@ class DeskUpdate:
     payload: bytes = b""
 
 
+class ResponseType(enum.StrEnum):
+    """The desk's two buttons, as ``response_type`` on ``…/responses`` names them."""
+
+    ACKNOWLEDGE = "ACKNOWLEDGE"
+    BUSY = "BUSY"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeskResponse:
+    """A lecturer's answer to a consultation request, from the desk's buttons
+    (SPEC 9.2): ``consultation_id`` is the CID the desk was shown."""
+
+    faculty_id: int
+    consultation_id: int
+    response: ResponseType
+    topic: str = ""
+    payload: bytes = b""
+    kind: UpdateKind = UpdateKind.RESPONSE
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Rejection:
     """A message that could not even be parsed into a ``DeskUpdate``."""
@@ -108,8 +136,9 @@ class Rejection:
     detail: str = ""
 
 
-Inbound = DeskUpdate | Rejection
-"""What the ingest service hands to the store: parsed updates and parse failures."""
+Inbound = DeskUpdate | DeskResponse | Rejection
+"""What the ingest service hands to the store: parsed updates, desk answers to
+consultation requests, and parse failures."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -88,6 +88,26 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         help="seconds a desk clock may run ahead (default $CONSULTEASE_MAX_CLOCK_SKEW or 300)",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        help="seconds a consultation request may stay unanswered before it expires "
+        "(default $CONSULTEASE_REQUEST_TIMEOUT or 600)",
+    )
+    parser.add_argument(
+        "--dispatch-mqtt-url",
+        metavar="URL",
+        help="a broker login of its own for sending consultation requests to the desks "
+        "(another ingest login; default $CONSULTEASE_DISPATCH_MQTT_URL, else the "
+        "service's own connection on a broker that needs logins)",
+    )
+    parser.add_argument(
+        "--no-dispatch",
+        dest="dispatch",
+        action="store_false",
+        help="do not send consultation requests and cancellations to the desks "
+        "(another ingest service does; running it in several is safe too)",
+    )
+    parser.add_argument(
         "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
     )
     add_notify_guard_options(parser)
@@ -120,6 +140,8 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_overrides(
         offline_after=args.offline_after,
+        request_timeout=args.request_timeout,
+        dispatch_mqtt_url=args.dispatch_mqtt_url,
         max_clock_skew=args.max_clock_skew,
         mqtt_client_id=args.client_id,
         notify_queue_threshold=args.notify_queue_threshold,
@@ -136,6 +158,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         metrics_port=args.metrics_port,
         ca_file=args.mqtt_ca_file,
         store_pipeline=args.store_pipeline == "on",
+        dispatch_consultations=args.dispatch,
     )
     stop = threading.Event()
 

@@ -280,6 +280,7 @@ def test_a_shared_group_must_be_a_plain_name(database_url: str) -> None:
         "$share/w/consultease/faculty/+/heartbeat",
         "$share/w/consultease/faculty/+/availability",
         "$share/w/consultease/faculty/+/mac_status",
+        "$share/w/consultease/faculty/+/responses",
     )
 
 

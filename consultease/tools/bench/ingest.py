@@ -66,6 +66,7 @@ from consultease.db.connection import connect
 from consultease.errors import ConsultEaseError
 from consultease.ingest.state_publisher import StateMode, state_topic
 from consultease.payloads import FACULTY_TOPIC_PREFIX
+from consultease.tools.bench.consultation import ConsultationWindow, consultation_window
 from consultease.tools.bench.cpu import (
     InstructionCounter,
     PerfSupport,
@@ -94,6 +95,9 @@ shipped one (``max_inflight_messages 0``, so MQTT 3.1.1 has the window MQTT 5's
 receive maximum gives). A configured broker may keep mosquitto's default window
 of 20, where 3.1.1 would queue and, past ``max_queued_messages``, drop: there the
 service speaks the broker's protocol. A variant's ``--mqtt-protocol`` overrides it."""
+CONSULTATION_RATE: Final = 20.0
+CONSULTATION_DESKS: Final = 20
+"""Consultation requests per second during the paced window."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -238,6 +242,8 @@ class Round:
     database_per_second: float
     services: tuple[ServiceWindow, ...]
     paced: Paced
+    consultation: ConsultationWindow | None = None
+    """Request -> desk and answer -> kiosk, in the headline service phase."""
 
     @property
     def service(self) -> ServiceWindow:
@@ -298,6 +304,7 @@ def _round_json(r: Round) -> dict[str, Any]:
         "database_per_second": r.database_per_second,
         "services": [asdict(s) for s in r.services],
         "paced": asdict(r.paced),
+        "consultation": asdict(r.consultation) if r.consultation else None,
         "ratio_to_broker": r.ratio_to_broker,
         "ratio_to_database": r.ratio_to_database,
     }
@@ -344,6 +351,26 @@ def summarise(rounds: Sequence[Round]) -> dict[str, Spread]:
             r.passthrough.subscriber_instructions_per_message for r in rounds
         ),
         "peak_rss_mb": Spread.of(r.service.peak_rss_mb for r in rounds),
+        "consultation_delivery_p50_ms": Spread.of(
+            r.consultation.delivery_p50_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_delivery_p99_ms": Spread.of(
+            r.consultation.delivery_p99_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_answer_p50_ms": Spread.of(
+            r.consultation.answer_p50_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_answer_p99_ms": Spread.of(
+            r.consultation.answer_p99_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_missing": Spread.of(
+            (r.consultation.requests - r.consultation.delivered)
+            + (r.consultation.requests - r.consultation.answered)
+            + r.consultation.duplicates
+            if r.consultation
+            else None
+            for r in rounds
+        ),
     }
     labels = list(dict.fromkeys(s.variant for r in rounds for s in r.services))
     for label in labels:
@@ -809,6 +836,9 @@ class _Run:
     step: Step
     protocol: str
     """The MQTT protocol the service speaks unless a variant says otherwise."""
+    consultation_ids: list[int] = field(default_factory=list)
+    """Desks of their own for the consultation figure, outside the status traffic (a
+    status change there would make a pending request due again, and count twice)."""
     phases_run: int = 0
 
     def version_base(self) -> int:
@@ -886,8 +916,11 @@ def database(run: _Run) -> float:
     return rate
 
 
-def service(run: _Run, variant: Variant, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
-    """The service flat out as ``variant`` runs it; then paced, when asked."""
+def service(
+    run: _Run, variant: Variant, *, paced: bool
+) -> tuple[ServiceWindow, Paced | None, ConsultationWindow | None]:
+    """The service flat out as ``variant`` runs it; then paced, and the
+    consultation figure, when asked."""
     mode = variant.state_mode
     ingest = IngestProcess(
         run.endpoints,
@@ -902,13 +935,16 @@ def service(run: _Run, variant: Variant, *, paced: bool) -> tuple[ServiceWindow,
     try:
         clock = NotificationClock(run.database_url)
         window = _service_window(run, ingest, clock, variant)
-        paced_figures = _paced_window(run, ingest, clock) if paced else None
+        paced_figures = None
+        consultation = None
+        if paced:
+            paced_figures, consultation = _paced_with_consultations(run, ingest, clock)
     finally:
         if clock is not None:
             clock.close()
         ingest.stop()
     vacuum(run.database_url)
-    return window, paced_figures
+    return window, paced_figures, consultation
 
 
 def _service_window(
@@ -984,6 +1020,41 @@ def _service_window(
     )
 
 
+def _paced_with_consultations(
+    run: _Run, ingest: IngestProcess, clock: NotificationClock
+) -> tuple[Paced, ConsultationWindow]:
+    """The paced status window, with consultation requests sent during it (at their
+    own rate, to desks of their own): both legs of a request are measured under the
+    same load as the status path they are printed beside."""
+    options = run.options
+    requests = max(20, math.ceil(CONSULTATION_RATE * (options.warmup + options.duration)))
+    result: dict[str, ConsultationWindow] = {}
+    failure: list[BaseException] = []
+
+    def consult() -> None:
+        try:
+            result["window"] = consultation_window(
+                run.database_url,
+                run.endpoints.mqtt_url,
+                run.consultation_ids,
+                requests=requests,
+                rate=CONSULTATION_RATE,
+            )
+        except BaseException as exc:
+            failure.append(exc)
+
+    run.step("the ingest service, paced, with consultation requests")
+    thread = threading.Thread(target=consult, name="bench-consultations", daemon=True)
+    thread.start()
+    try:
+        paced = _paced_window(run, ingest, clock)
+    finally:
+        thread.join()
+    if failure:
+        raise failure[0]
+    return paced, result["window"]
+
+
 def _paced_window(run: _Run, ingest: IngestProcess, clock: NotificationClock) -> Paced:
     options = run.options
     with Traffic(
@@ -1051,7 +1122,8 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
         database_url = stack.enter_context(scratch_database(endpoints.database_url))
         _unique_ids(database_url)
         ids = create_bench_rows(database_url, options.desks)
-        stack.callback(clear_state, endpoints, ids)
+        consultation_ids = create_bench_rows(database_url, CONSULTATION_DESKS)
+        stack.callback(clear_state, endpoints, ids + consultation_ids)
         configured = settings.mqtt_url is not None
         broker_pid, broker = _find_broker(endpoints, configured=configured)
         run = _Run(
@@ -1064,6 +1136,7 @@ def run_bench(settings: Settings, options: BenchOptions, step: Step) -> BenchFig
             perf=perf_support(),
             step=step,
             protocol=endpoints.mqtt_protocol if configured else PRIVATE_BROKER_PROTOCOL,
+            consultation_ids=consultation_ids,
         )
         rounds = [_round(run, index) for index in range(options.rounds)]
     return BenchFigures.of(
@@ -1096,10 +1169,11 @@ def _round(run: _Run, index: int) -> Round:
             for position in [*range(shift, len(variants)), *range(shift)]:
                 variant = variants[position]
                 run.step(f"{label}: the ingest service ({variant.label})")
-                window, paced = service(run, variant, paced=position == 0)
+                window, paced, consultation = service(run, variant, paced=position == 0)
                 windows[position] = window
                 if paced is not None:
                     results["paced"] = paced
+                    results["consultation"] = consultation
             results[phase] = tuple(windows[p] for p in range(len(variants)))
     return Round(
         index=index + 1,
@@ -1108,6 +1182,7 @@ def _round(run: _Run, index: int) -> Round:
         database_per_second=results["database"],
         services=results["service"],
         paced=results["paced"],
+        consultation=results.get("consultation"),
     )
 
 
