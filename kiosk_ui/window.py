@@ -31,11 +31,14 @@ from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
+from consultease.live.consultations import ConsultationWatcher
 from consultease.live.feed import LiveFeed
 from consultease.live.listener import FacultyListener
+from consultease.live.requests import KioskRequests
 from kiosk_ui.admin_panel import AdminPanel, Draft
 from kiosk_ui.board import Board, BoardOptions
 from kiosk_ui.bridge import ListenerBridge
+from kiosk_ui.consultation_flow import ConsultationFlow
 from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.login import Authenticator, LoginDialog
 from kiosk_ui.model import FacultyListModel
@@ -46,6 +49,10 @@ log = logging.getLogger(__name__)
 
 LISTENER_NAME = "consultease-kiosk"
 """``application_name`` of the kiosk's LISTEN connection (visible in pg_stat_activity)."""
+WATCHER_NAME = "consultease-kiosk-requests"
+"""``application_name`` of the LISTEN connection following this kiosk's requests."""
+REQUESTS_NAME = "consultease-kiosk-write"
+"""``application_name`` of the short transactions that create and cancel requests."""
 
 
 def default_accounts(database_url: str) -> Authenticator:
@@ -71,6 +78,7 @@ class KioskWindow(QMainWindow):
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
         feed: LiveFeed | None = None,
+        consultation_requests: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -122,6 +130,24 @@ class KioskWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(1024, 600)
         self._fill_screen = False
+        self.consultations: ConsultationFlow | None = None
+        if consultation_requests:
+            self.consultations = self._consultation_flow()
+
+    def _consultation_flow(self) -> ConsultationFlow:
+        """ "Request consultation" on the cards, the form and the live status view."""
+        return ConsultationFlow(
+            board=self.board,
+            model=self.model,
+            worker=self.worker,
+            requests=KioskRequests(self._database_url, application_name=REQUESTS_NAME),
+            watcher=ConsultationWatcher(self._database_url, application_name=WATCHER_NAME),
+            show_view=self.show_view,
+            show_board=self.show_board,
+            current_view=self.pages.currentWidget,
+            keyboard=self.keyboard,
+            parent=self,
+        )
 
     # -- showing ----------------------------------------------------------------------------
 
@@ -155,6 +181,8 @@ class KioskWindow(QMainWindow):
         """Subscribe, then start the listener (its first resync fills the board)."""
         self.bridge.attach(self.listener)
         self.listener.start()
+        if self.consultations is not None:
+            self.consultations.start()
         self.board.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- admin ----------------------------------------------------------------------------
@@ -227,6 +255,8 @@ class KioskWindow(QMainWindow):
         self._closed = True
         self.bridge.detach()
         self.listener.close(timeout=2.0)
+        if self.consultations is not None:
+            self.consultations.shutdown()
         self.worker.wait(5000)
         self.board.shutdown()
         if self.admin_panel is not None:
