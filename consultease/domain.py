@@ -65,6 +65,12 @@ class RejectReason(enum.StrEnum):
     UNKNOWN_STATUS = "unknown_status"
     VERSION_OUT_OF_RANGE = "version_out_of_range"
     FACULTY_MISMATCH = "faculty_mismatch"
+    # Desk answers to consultation requests (SPEC 9.2).
+    UNKNOWN_RESPONSE = "unknown_response"
+    UNKNOWN_CONSULTATION = "unknown_consultation"
+    WRONG_FACULTY = "wrong_faculty"
+    INVALID_TRANSITION = "invalid_transition"
+    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -84,6 +90,25 @@ class DeskUpdate:
     version: int | None = None
     ts: datetime | None = None
     desk_id: str | None = None
+    topic: str = ""
+    payload: bytes = b""
+
+
+class ResponseType(enum.StrEnum):
+    """The desk's two buttons, as ``response_type`` on ``…/responses`` names them."""
+
+    ACKNOWLEDGE = "ACKNOWLEDGE"
+    BUSY = "BUSY"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class DeskResponse:
+    """A lecturer's answer to a consultation request, from the desk's buttons
+    (SPEC 9.2): ``consultation_id`` is the CID the desk was shown."""
+
+    faculty_id: int
+    consultation_id: int
+    response: ResponseType
     topic: str = ""
     payload: bytes = b""
 

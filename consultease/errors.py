@@ -110,3 +110,17 @@ class AuthenticationError(ConsultEaseError):
     """A login failed: wrong credentials, or the account is locked."""
 
     exit_code = 4
+
+
+class TransitionRefused(ConsultEaseError):
+    """A consultation request cannot take this step from where it stands (SPEC 9.1):
+    it is already there (``reason`` ``duplicate``) or the rule does not allow it
+    (``invalid_transition``). Nothing was written."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, consultation_id: int, status: str, reason: str) -> None:
+        super().__init__(message)
+        self.consultation_id = consultation_id
+        self.status = status
+        self.reason = reason

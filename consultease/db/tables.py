@@ -83,6 +83,41 @@ audit_log = Table(
     Column("at", DateTime(timezone=True)),
 )
 
+consultation = Table(
+    "consultation",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("faculty_id", BigInteger, nullable=False),
+    Column("student_name", Text, nullable=False),
+    Column("student_id", Text),
+    Column("course_code", Text),
+    Column("message", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("version", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("responded_at", DateTime(timezone=True)),
+    Column("closed_at", DateTime(timezone=True)),
+    Column("closed_by", Text),
+    Column("created_by", Text, nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("delivery_attempts", Integer, nullable=False),
+    Column("cancel_sent_at", DateTime(timezone=True)),
+)
+
+student = Table(
+    "student",
+    metadata,
+    Column("id", BigInteger, primary_key=True),
+    Column("student_id", Text, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("course_code", Text),
+    Column("rfid_uid", Text),
+    Column("active", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 VIEW_COLUMNS = (
     faculty.c.id,
     faculty.c.name,
