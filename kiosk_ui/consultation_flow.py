@@ -69,6 +69,8 @@ class RequestService(Protocol):
 
     def card_holder(self, uid: str) -> CardHolder | None: ...
 
+    def close(self) -> None: ...
+
 
 def request_action(view: FacultyView) -> CardAction:
     """The card button for ``view``: enabled only when the lecturer is available now."""
@@ -278,6 +280,8 @@ class ConsultationFlow(QObject):
     def shutdown(self) -> None:
         self._unsubscribe()
         self._watcher.close()
+        self._worker.wait(5000)
+        self._requests.close()
         self.form.shutdown()
         self.status_view.shutdown()
 

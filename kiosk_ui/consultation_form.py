@@ -37,16 +37,32 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from consultease.consultation import (
+    MAX_COURSE_CODE,
+    MAX_MESSAGE,
+    MAX_STUDENT_ID,
+    MAX_STUDENT_NAME,
+    RequestFields,
+)
 from consultease.domain import FacultyView
+from consultease.errors import ValidationError
 from kiosk_ui import theme
 from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.qtcompat import emit
 from kiosk_ui.rfid import CardReaderWedge
+from kiosk_ui.theme import sentence
 
-MESSAGE_MAX = 500
-NAME_MAX = 120
-STUDENT_ID_MAX = 32
-COURSE_MAX = 32
+MESSAGE_MAX = MAX_MESSAGE
+NAME_MAX = MAX_STUDENT_NAME
+STUDENT_ID_MAX = MAX_STUDENT_ID
+COURSE_MAX = MAX_COURSE_CODE
+_FIELDS = {
+    "student_name": "name",
+    "student_id": "student_id",
+    "course_code": "course",
+    "message": "message",
+}
+"""The backend's field names (``RequestFields``) -> the form's."""
 CARD_HINT = "Tap your ID card on the reader, or type your details."
 
 
@@ -95,12 +111,18 @@ def validate(
         problems["message"] = f"The message is {len(message) - MESSAGE_MAX} characters too long."
     if problems:
         return problems
+    try:  # the backend's rule has the last word (e.g. which characters a student id takes)
+        fields = RequestFields.clean(
+            student_name=name, student_id=student_id, course_code=course, message=message
+        )
+    except ValidationError as exc:
+        return {_FIELDS.get(exc.field or "", "message"): sentence(str(exc))}
     return RequestDraft(
         faculty_id=faculty_id,
-        student_name=name,
-        student_id=student_id or None,
-        course_code=course or None,
-        message=message,
+        student_name=fields.student_name,
+        student_id=fields.student_id,
+        course_code=fields.course_code,
+        message=fields.message,
     )
 
 
