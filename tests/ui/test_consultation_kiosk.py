@@ -3,6 +3,7 @@ reader, and the live status view, against the real database and its triggers."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +17,7 @@ from kiosk_ui import theme
 from kiosk_ui.consultation_flow import ConsultationFlow
 from kiosk_ui.consultation_form import MESSAGE_MAX
 from kiosk_ui.model import FacultyRole
-from kiosk_ui.window import KioskWindow
+from kiosk_ui.window import WATCHER_NAME, KioskWindow
 from tests.support.factories import add_faculty
 from tests.ui.support import running_kiosk
 
@@ -363,3 +364,28 @@ def test_the_status_is_right_after_the_watcher_loses_its_connection(
         db.execute("UPDATE consultation SET status = 'accepted' WHERE id = %s", (consultation_id,))
     qtbot.waitUntil(lambda: view.chip.text() == "Accepted", timeout=5000)
     assert view.room.text() == "Go to Room CS-101"
+
+
+def watcher_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == WATCHER_NAME and t.is_alive()]
+
+
+def test_closing_the_window_stops_the_request_watcher_and_its_connection(
+    qtbot: QtBot, database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    with running_kiosk(qtbot, database_url, consultation_requests=True) as window:
+        qtbot.waitUntil(lambda: flow_of(window)._watcher.connected, timeout=5000)
+        assert len(watcher_threads()) == 1
+        window.close()
+        assert watcher_threads() == []
+
+    def sessions() -> int:
+        row = db.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
+            " AND datname = current_database()",
+            (WATCHER_NAME,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    qtbot.waitUntil(lambda: sessions() == 0, timeout=3000)
