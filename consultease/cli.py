@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "consultease.commands.db",
     "consultease.commands.faculty",
+    "consultease.commands.consultation",
+    "consultease.commands.student",
     "consultease.commands.ingest",
     "consultease.commands.state",
     "consultease.commands.health",

@@ -15,6 +15,7 @@ from urllib.parse import unquote, urlsplit
 from consultease.errors import ConfigError
 
 DEFAULT_OFFLINE_AFTER = 90.0
+DEFAULT_REQUEST_TIMEOUT = 600.0
 DEFAULT_MAX_CLOCK_SKEW = 300.0
 DEFAULT_NOTIFY_QUEUE_THRESHOLD = 0.001
 """0.1 % of pg_notify's queue (8 MB of its 8 GB, some 40,000 faculty notifications
@@ -113,6 +114,8 @@ class Settings:
     database_url: str | None = None
     mqtt_url: str | None = None
     offline_after: float = DEFAULT_OFFLINE_AFTER
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
+    """Seconds a consultation request may stay pending before it expires (SPEC 9.1)."""
     max_clock_skew: float = DEFAULT_MAX_CLOCK_SKEW
     mqtt_client_id: str = "consultease-ingest"
     notify_queue_threshold: float = DEFAULT_NOTIFY_QUEUE_THRESHOLD
@@ -135,6 +138,9 @@ class Settings:
             database_url=env.get("CONSULTEASE_DATABASE_URL") or None,
             mqtt_url=env.get("CONSULTEASE_MQTT_URL") or None,
             offline_after=_float_setting(env, "CONSULTEASE_OFFLINE_AFTER", DEFAULT_OFFLINE_AFTER),
+            request_timeout=_float_setting(
+                env, "CONSULTEASE_REQUEST_TIMEOUT", DEFAULT_REQUEST_TIMEOUT
+            ),
             max_clock_skew=_float_setting(
                 env, "CONSULTEASE_MAX_CLOCK_SKEW", DEFAULT_MAX_CLOCK_SKEW
             ),

@@ -38,6 +38,8 @@ class UpdateKind(enum.StrEnum):
     STATUS = "status"
     HEARTBEAT = "heartbeat"
     AVAILABILITY = "availability"
+    RESPONSE = "response"
+    """A lecturer's answer to a consultation request (``DeskResponse``, SPEC 9.2)."""
 
 
 class Verdict(enum.StrEnum):
@@ -111,6 +113,7 @@ class DeskResponse:
     response: ResponseType
     topic: str = ""
     payload: bytes = b""
+    kind: UpdateKind = UpdateKind.RESPONSE
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,8 +126,9 @@ class Rejection:
     detail: str = ""
 
 
-Inbound = DeskUpdate | Rejection
-"""What the ingest service hands to the store: parsed updates and parse failures."""
+Inbound = DeskUpdate | DeskResponse | Rejection
+"""What the ingest service hands to the store: parsed updates, desk answers to
+consultation requests, and parse failures."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

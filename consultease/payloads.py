@@ -14,6 +14,9 @@ Accepted on ``consultease/faculty/{id}/status``:
 
 On ``…/mac_status``: ``{"status": "faculty_present"|"faculty_absent", ...}``.
 On ``…/heartbeat``: any JSON object. On ``…/availability``: plain ``online``/``offline``.
+On ``…/responses`` (SPEC 9.2, the firmware's P6): ``{"response_type": "ACKNOWLEDGE"|"BUSY",
+"message_id": "<CID>", ...}`` (any case; the CID a string of digits or an integer) ->
+``DeskResponse``.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ from consultease.domain import (
     MAX_PAYLOAD_BYTES,
     TOPIC_ROOT,
     VERSION_LIMIT,
+    DeskResponse,
     DeskUpdate,
     Rejection,
     RejectReason,
+    ResponseType,
     Status,
     UpdateKind,
 )
@@ -39,10 +44,20 @@ STATUS_SUFFIX: Final = "status"
 MAC_STATUS_SUFFIX: Final = "mac_status"
 HEARTBEAT_SUFFIX: Final = "heartbeat"
 AVAILABILITY_SUFFIX: Final = "availability"
+RESPONSES_SUFFIX: Final = "responses"
 STATE_SUFFIX: Final = "state"
 """System -> desk (SPEC 3.4); never parsed here."""
+MESSAGES_SUFFIX: Final = "messages"
+CANCELLATIONS_SUFFIX: Final = "cancellations"
+"""System -> desk (SPEC 9.2): consultation requests and their cancellations."""
 
-INBOUND_SUFFIXES: Final = (STATUS_SUFFIX, HEARTBEAT_SUFFIX, AVAILABILITY_SUFFIX, MAC_STATUS_SUFFIX)
+INBOUND_SUFFIXES: Final = (
+    STATUS_SUFFIX,
+    HEARTBEAT_SUFFIX,
+    AVAILABILITY_SUFFIX,
+    MAC_STATUS_SUFFIX,
+    RESPONSES_SUFFIX,
+)
 """The desk -> system topic suffixes the ingest service subscribes to."""
 
 _ID_LIMIT: Final = 2**63
@@ -74,7 +89,7 @@ class _Reject(Exception):
         self.detail = detail
 
 
-def parse(topic: str, payload: bytes) -> DeskUpdate | Rejection:
+def parse(topic: str, payload: bytes) -> DeskUpdate | DeskResponse | Rejection:
     """The update ``payload`` on ``topic`` carries, or why it was refused. Never raises."""
     try:
         return _parse(topic, payload)
@@ -89,7 +104,7 @@ def parse(topic: str, payload: bytes) -> DeskUpdate | Rejection:
         )
 
 
-def _parse(topic: str, payload: bytes) -> DeskUpdate:
+def _parse(topic: str, payload: bytes) -> DeskUpdate | DeskResponse:
     faculty_id, suffix = _split_topic(topic)
     if len(payload) > MAX_PAYLOAD_BYTES:
         raise _Reject(RejectReason.OVERSIZED, f"{len(payload)} bytes, limit {MAX_PAYLOAD_BYTES}")
@@ -103,6 +118,8 @@ def _parse(topic: str, payload: bytes) -> DeskUpdate:
 
     body = _json_object(text)
     _check_faculty_id(body, faculty_id)
+    if suffix == RESPONSES_SUFFIX:
+        return _response(faculty_id, body, topic, payload)
     if suffix == HEARTBEAT_SUFFIX:
         return DeskUpdate(
             faculty_id=faculty_id, kind=UpdateKind.HEARTBEAT, topic=topic, payload=payload
@@ -147,6 +164,39 @@ def _availability(faculty_id: int, text: str, topic: str, payload: bytes) -> Des
         faculty_id=faculty_id,
         kind=UpdateKind.AVAILABILITY,
         online=online,
+        topic=topic,
+        payload=payload,
+    )
+
+
+_RESPONSE_WORDS: Final[dict[str, ResponseType]] = {r.value: r for r in ResponseType}
+_CID = re.compile(r"[0-9]{1,19}")
+
+
+def _response(faculty_id: int, body: dict[str, Any], topic: str, payload: bytes) -> DeskResponse:
+    raw_type = body.get("response_type")
+    if not isinstance(raw_type, str):
+        raise _Reject(
+            RejectReason.INVALID_FIELD, f"response_type must be a string: {_cut(raw_type)}"
+        )
+    response = _RESPONSE_WORDS.get(raw_type.strip().upper())
+    if response is None:
+        raise _Reject(RejectReason.UNKNOWN_RESPONSE, f"unknown response_type {_cut(raw_type)}")
+    raw_id = body.get("message_id")
+    cid: int | None = None
+    if isinstance(raw_id, int) and not isinstance(raw_id, bool):
+        cid = raw_id
+    elif isinstance(raw_id, str) and _CID.fullmatch(raw_id.strip()):
+        cid = int(raw_id.strip())
+    if cid is None or not 0 < cid < _ID_LIMIT:
+        raise _Reject(
+            RejectReason.INVALID_FIELD,
+            f"message_id must be a consultation id (digits): {_cut(raw_id)}",
+        )
+    return DeskResponse(
+        faculty_id=faculty_id,
+        consultation_id=cid,
+        response=response,
         topic=topic,
         payload=payload,
     )

@@ -75,6 +75,19 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         help="seconds a desk clock may run ahead (default $CONSULTEASE_MAX_CLOCK_SKEW or 300)",
     )
     parser.add_argument(
+        "--request-timeout",
+        type=_positive_float,
+        help="seconds a consultation request may stay unanswered before it expires "
+        "(default $CONSULTEASE_REQUEST_TIMEOUT or 600)",
+    )
+    parser.add_argument(
+        "--no-dispatch",
+        dest="dispatch",
+        action="store_false",
+        help="do not send consultation requests and cancellations to the desks "
+        "(another ingest service does; running it in several is safe too)",
+    )
+    parser.add_argument(
         "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
     )
     add_notify_guard_options(parser)
@@ -100,6 +113,7 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_overrides(
         offline_after=args.offline_after,
+        request_timeout=args.request_timeout,
         max_clock_skew=args.max_clock_skew,
         mqtt_client_id=args.client_id,
         notify_queue_threshold=args.notify_queue_threshold,
@@ -114,6 +128,7 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         state_mode=StateMode(args.state_mode),
         metrics_port=args.metrics_port,
         ca_file=args.mqtt_ca_file,
+        dispatch_consultations=args.dispatch,
     )
     stop = threading.Event()
 

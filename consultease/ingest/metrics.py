@@ -13,12 +13,16 @@ from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from consultease.consultation import ConsultationStatus
 from consultease.domain import RejectReason, UpdateKind, Verdict
 
 log = logging.getLogger(__name__)
 
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+ANSWER_SECONDS_BUCKETS = (5, 10, 20, 30, 60, 120, 180, 300, 450, 600, 900, 1800)
+"""Request -> desk answer: seconds to minutes (the default request timeout is 600 s)."""
 COMMIT_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+CONSULTATION_STATES = tuple(s.value for s in ConsultationStatus)
 UNPARSED = "unparsed"
 """The ``kind`` label of a message the parser refused."""
 
@@ -94,6 +98,43 @@ class IngestMetrics:
             "Database sessions dropped by the NOTIFY queue guard for stalling the queue",
             registry=r,
         )
+        self.consultation_requests = Gauge(
+            "consultease_consultation_requests",
+            "Consultation requests by state, at the last sweep",
+            ["state"],
+            registry=r,
+        )
+        self.consultation_undelivered = Gauge(
+            "consultease_consultation_undelivered",
+            "Pending requests due for sending to their desk and not yet sent (should be 0)",
+            registry=r,
+        )
+        self.consultation_waiting_for_desk = Gauge(
+            "consultease_consultation_waiting_for_desk",
+            "Pending requests whose desk is offline or whose lecturer is away",
+            registry=r,
+        )
+        self.consultation_answer_seconds = Histogram(
+            "consultease_consultation_answer_seconds",
+            "Time from a consultation request to the desk's answer (ACKNOWLEDGE or BUSY)",
+            buckets=ANSWER_SECONDS_BUCKETS,
+            registry=r,
+        )
+        self.consultation_desk_messages = Counter(
+            "consultease_consultation_desk_messages",
+            "Requests (…/messages) and cancellations (…/cancellations) the broker took",
+            ["kind"],
+            registry=r,
+        )
+        self.consultation_expired = Counter(
+            "consultease_consultation_expired",
+            "Pending requests expired by the sweeper",
+            registry=r,
+        )
+        for state in CONSULTATION_STATES:
+            self.consultation_requests.labels(state=state)
+        for kind in ("request", "cancellation"):
+            self.consultation_desk_messages.labels(kind=kind)
         # Every label value exists from the start, so a dashboard sees zeros, not gaps.
         for kind in [*UpdateKind, UNPARSED]:
             self.received.labels(kind=str(kind))

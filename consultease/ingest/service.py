@@ -58,7 +58,8 @@ from consultease.domain import (
     rejected,
 )
 from consultease.errors import ConfigError, ConsultEaseError, DatabaseUnavailable, MessageRefused
-from consultease.ingest.metrics import UNPARSED, IngestMetrics, MetricsServer
+from consultease.ingest.dispatcher import Dispatcher, Sent
+from consultease.ingest.metrics import CONSULTATION_STATES, UNPARSED, IngestMetrics, MetricsServer
 from consultease.ingest.state_process import StateProcess
 from consultease.ingest.state_publisher import StateMode, StateService
 from consultease.ingest.stats import Counters, IngestStats
@@ -145,6 +146,7 @@ class IngestService:
         ca_file: str | None = None,
         session_expiry: int = DEFAULT_SESSION_EXPIRY,
         keepalive: int = DEFAULT_KEEPALIVE,
+        dispatch_consultations: bool = True,
     ) -> None:
         self.protocol = MqttProtocol(protocol)
         if shared_group is not None:
@@ -163,7 +165,9 @@ class IngestService:
         self.state_mode = StateMode(state_mode) if publish_state else StateMode.OFF
         self.publish_state = self.state_mode is not StateMode.OFF
         self.subscriptions = subscriptions(shared_group)
-        self.sweep_interval = min(settings.offline_after / 3, MAX_SWEEP_INTERVAL)
+        self.sweep_interval = min(
+            settings.offline_after / 3, settings.request_timeout / 4, MAX_SWEEP_INTERVAL
+        )
         self._ca_file = ca_file
         self._session_expiry = session_expiry
         self._keepalive = keepalive
@@ -201,6 +205,8 @@ class IngestService:
         self._sweeper = threading.Thread(target=self._sweep, name="ingest-sweeper", daemon=True)
         self._state: StateProcess | StateService | None = None
         self._metrics_server: MetricsServer | None = None
+        self.dispatch_consultations = dispatch_consultations
+        self._dispatcher: Dispatcher | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -233,6 +239,8 @@ class IngestService:
         self._sweeper.start()
         if self.publish_state:
             self._start_state_publisher()
+        if self.dispatch_consultations:
+            self._start_dispatcher()
         self._client.connect_async(
             self.endpoint.host,
             self.endpoint.port,
@@ -279,6 +287,8 @@ class IngestService:
             log.warning("ingest worker still busy at the stop deadline")
         if self._state is not None:
             self._state.close(timeout=max(0.5, min(3.0, deadline - time.monotonic())))
+        if self._dispatcher is not None:
+            self._dispatcher.close(timeout=max(0.5, min(3.0, deadline - time.monotonic())))
         if self._started:
             # Queued acks leave before the DISCONNECT packet: paho writes in order.
             self._client.disconnect()
@@ -572,6 +582,8 @@ class IngestService:
     ) -> None:
         self.metrics.batch_size.observe(len(batch))
         self.metrics.commit_seconds.observe(elapsed)
+        for seconds in self._store.take_answer_times():
+            self.metrics.consultation_answer_seconds.observe(seconds)
         for outcome in outcomes:
             self.metrics.count_outcome(outcome.verdict, outcome.reason)
         with self._counters.lock:
@@ -600,6 +612,7 @@ class IngestService:
             ) as store:
                 while not self._stopping.wait(self.sweep_interval):
                     self._sweep_once(store)
+                    self._sweep_consultations(store)
                     self._guard_once(guard)
         finally:
             guard.close()
@@ -617,6 +630,31 @@ class IngestService:
             self.metrics.desks_swept_offline.inc(len(gone))
             with self._counters.lock:
                 self._counters.swept_offline += len(gone)
+
+    def _sweep_consultations(self, store: Store) -> None:
+        """Expire requests pending past the request timeout (the dispatcher then sends
+        their cancellations), and refresh the consultation gauges."""
+        try:
+            expired = store.expire_consultations(self.settings.request_timeout)
+            counts = store.consultation_counts()
+        except DatabaseUnavailable:
+            return
+        except Exception:
+            log.exception("consultation sweep failed; trying again later")
+            return
+        if expired:
+            log.info(
+                "consultation requests unanswered for %.0fs expired: %s",
+                self.settings.request_timeout,
+                expired,
+            )
+            self.metrics.consultation_expired.inc(len(expired))
+        for state in CONSULTATION_STATES:
+            self.metrics.consultation_requests.labels(state=state).set(
+                counts.by_state.get(state, 0)
+            )
+        self.metrics.consultation_undelivered.set(counts.undelivered)
+        self.metrics.consultation_waiting_for_desk.set(counts.waiting_for_desk)
 
     def _guard_once(self, guard: NotifyQueueGuard) -> None:
         """The NOTIFY queue guard (``consultease.db.notify_guard``): it never raises
@@ -650,6 +688,20 @@ class IngestService:
                 on_published=self._count_state_published,
             )
         self._state.start()
+
+    def _start_dispatcher(self) -> None:
+        self._dispatcher = Dispatcher(
+            self.database_url,
+            self.endpoint,
+            client_id=f"{self.client_id}-dispatch",
+            ca_file=self._ca_file,
+            on_sent=self._count_dispatched,
+        )
+        self._dispatcher.start()
+
+    def _count_dispatched(self, sent: Sent) -> None:
+        self.metrics.consultation_desk_messages.labels(kind="request").inc(sent.messages)
+        self.metrics.consultation_desk_messages.labels(kind="cancellation").inc(sent.cancellations)
 
     def _count_state_published(self, count: int) -> None:
         self.metrics.state_published.inc(count)

@@ -12,6 +12,20 @@ One call of ``Store.apply_batch`` is one transaction:
    or rejected message;
 5. commit, and only then hand the outcomes back.
 
+Desk answers to consultation requests (``DeskResponse``, SPEC 9.2) ride in the
+same batches. Lock order: the faculty rows of every update and every answer
+first, then the consultation rows the answers name, each set in ascending id
+order (``consultease.db.consultations`` documents the same order for every other
+writer, none of which ever holds a consultation row while waiting for a faculty
+row). Each answer is decided in arrival order with the pure
+``consultation.transition`` against the request as it stands; an ACKNOWLEDGE
+accepts a pending request, a BUSY declines it and sets the lecturer ``busy``
+(source ``desk``) like a live, unversioned status message that keeps the desk's
+stored version and clock. An applied answer also proves the desk alive
+(``last_seen``, ``desk_online``). An answer that changes nothing is kept in
+``ingest_rejection`` with its reason (``unknown_consultation``, ``wrong_faculty``,
+``invalid_transition``, ``duplicate``).
+
 Retryable failures (serialization, deadlock, a dropped connection, a server
 restart) roll the whole batch back and try it again with backoff.
 """
@@ -29,14 +43,26 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow, kwargs_row
 
+from consultease.consultation import (
+    ClosedBy,
+    ConsultationEvent,
+    ConsultationStatus,
+    Refusal,
+    closed_by,
+    transition,
+)
 from consultease.db.connection import CONTENT_ERRORS, RETRYABLE_ERRORS, connect, first_line
 from consultease.domain import (
+    DUPLICATE,
     MAX_PAYLOAD_BYTES,
+    DeskResponse,
     DeskState,
     DeskUpdate,
     Inbound,
     Outcome,
     Rejection,
+    RejectReason,
+    ResponseType,
     Source,
     Status,
     UpdateKind,
@@ -90,9 +116,44 @@ LOCKED_COLUMNS: Final = (
 
 
 @dataclass(slots=True)
+class _Request:
+    """The working copy of one locked consultation row inside a transaction."""
+
+    id: int
+    faculty_id: int
+    status: ConsultationStatus
+    created_at: datetime
+    closed_by: str | None = None
+    touched: bool = False
+
+    def __post_init__(self) -> None:
+        self.status = ConsultationStatus(self.status)
+
+
+@dataclass(slots=True)
 class _Writes:
     changes: list[tuple[object, ...]] = field(default_factory=list)
     rejections: list[tuple[object, ...]] = field(default_factory=list)
+    answered_after: list[float] = field(default_factory=list)
+    """Seconds from request to answer, per request the batch answered."""
+
+
+_RESPONSE_EVENTS: Final = {
+    ResponseType.ACKNOWLEDGE: ConsultationEvent.ACKNOWLEDGE,
+    ResponseType.BUSY: ConsultationEvent.BUSY,
+}
+
+_LOCK_REQUESTS = """
+SELECT id, faculty_id, status, created_at FROM consultation
+WHERE id = ANY(%s) ORDER BY id FOR UPDATE
+"""
+
+_WRITE_REQUESTS = """
+UPDATE consultation AS c
+SET status = u.status, closed_by = u.closed_by
+FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(id, status, closed_by)
+WHERE c.id = u.id
+"""
 
 
 _LOCK_ROWS = sql.SQL("SELECT {} FROM faculty WHERE id = ANY(%s) ORDER BY id FOR UPDATE").format(
@@ -143,6 +204,42 @@ RETURNING faculty_id
 """
 
 
+_EXPIRE_DUE = """
+WITH due AS (
+    SELECT id FROM consultation
+    WHERE status = 'pending' AND created_at <= now() - make_interval(secs => %s)
+    ORDER BY id
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE consultation AS c SET status = 'expired', closed_by = 'system'
+FROM due WHERE c.id = due.id AND c.status = 'pending'
+RETURNING c.id
+"""
+
+
+_CONSULTATION_COUNTS = """
+SELECT
+    (SELECT coalesce(json_object_agg(status, n), '{}')
+     FROM (SELECT status, count(*) AS n FROM consultation GROUP BY status) AS s),
+    count(*) FILTER (WHERE c.delivered_at IS NULL
+                     OR (f.desk_online AND f.status = 'available'
+                         AND c.delivered_at < f.status_since)),
+    count(*) FILTER (WHERE NOT f.desk_online OR f.status = 'away')
+FROM consultation AS c JOIN faculty AS f ON f.id = c.faculty_id
+WHERE c.status = 'pending'
+"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ConsultationCounts:
+    """Consultation requests at one moment: by state, and the pending ones not yet
+    sent since their desk last (re)appeared, or waiting for an offline or away desk."""
+
+    by_state: dict[str, int]
+    undelivered: int
+    waiting_for_desk: int
+
+
 class Store:
     """Applies desk updates. Holds one connection; not shared between threads."""
 
@@ -161,6 +258,15 @@ class Store:
         self._stop = stop or threading.Event()
         self._application_name = application_name
         self._conn: psycopg.Connection[TupleRow] | None = None
+        self.answered_after: list[float] = []
+        self._uncommitted_answer_times: list[float] = []
+        """Seconds from request to desk answer, one per request answered by a committed
+        batch; the caller takes them (``take_answer_times``) for its metrics."""
+
+    def take_answer_times(self) -> list[float]:
+        """The answer times gathered since the last call (committed batches only)."""
+        taken, self.answered_after = self.answered_after, []
+        return taken
 
     def close(self) -> None:
         if self._conn is not None:
@@ -179,7 +285,10 @@ class Store:
         """Apply ``items`` in one transaction; their outcomes, in order, after commit."""
         if not items:
             return []
-        return self._with_retry(lambda conn: self._apply(conn, items), "apply batch")
+        outcomes = self._with_retry(lambda conn: self._apply(conn, items), "apply batch")
+        self.answered_after.extend(self._uncommitted_answer_times)
+        self._uncommitted_answer_times = []
+        return outcomes
 
     def mark_silent_desks_offline(self, offline_after: float) -> list[int]:
         """Set ``desk_online = false`` for desks silent longer than ``offline_after``
@@ -191,20 +300,65 @@ class Store:
 
         return self._with_retry(sweep, "offline sweep")
 
+    def expire_consultations(self, timeout: float) -> list[int]:
+        """Expire the requests pending for ``timeout`` seconds or more (database clock);
+        their ids. Rows held by another transaction are judged next time."""
+
+        def sweep(conn: psycopg.Connection[TupleRow]) -> list[int]:
+            rows = conn.execute(_EXPIRE_DUE, (timeout,)).fetchall()
+            return sorted(int(r[0]) for r in rows)
+
+        return self._with_retry(sweep, "consultation expiry")
+
+    def consultation_counts(self) -> ConsultationCounts:
+        def count(conn: psycopg.Connection[TupleRow]) -> ConsultationCounts:
+            row = conn.execute(_CONSULTATION_COUNTS).fetchone()
+            assert row is not None
+            return ConsultationCounts(
+                by_state={str(k): int(v) for k, v in row[0].items()},
+                undelivered=int(row[1]),
+                waiting_for_desk=int(row[2]),
+            )
+
+        return self._with_retry(count, "consultation counts")
+
     # -- the transaction -----------------------------------------------------
 
     def _apply(self, conn: psycopg.Connection[TupleRow], items: Sequence[Inbound]) -> list[Outcome]:
         now_row = conn.execute("SELECT now()").fetchone()
         assert now_row is not None
         now: datetime = now_row[0]
-        ids = sorted({item.faculty_id for item in items if isinstance(item, DeskUpdate)})
+        ids = sorted({item.faculty_id for item in items if not isinstance(item, Rejection)})
         rows: dict[int, _Row] = {}
         if ids:
             with conn.cursor(row_factory=kwargs_row(_Row)) as cur:
                 rows = {row.id: row for row in cur.execute(_LOCK_ROWS, (ids,)).fetchall()}
+        request_ids = sorted(
+            {item.consultation_id for item in items if isinstance(item, DeskResponse)}
+        )
+        requests: dict[int, _Request] = {}
+        if request_ids:
+            with conn.cursor(row_factory=kwargs_row(_Request)) as cur:
+                requests = {r.id: r for r in cur.execute(_LOCK_REQUESTS, (request_ids,)).fetchall()}
 
         writes = _Writes()
-        outcomes = [self._decide_one(item, rows, now, writes) for item in items]
+        outcomes = [
+            _answer(item, rows, requests, now, writes)
+            if isinstance(item, DeskResponse)
+            else self._decide_one(item, rows, now, writes)
+            for item in items
+        ]
+        answered = [r for r in requests.values() if r.touched]
+        if answered:
+            conn.execute(
+                _WRITE_REQUESTS,
+                (
+                    [r.id for r in answered],
+                    [r.status.value for r in answered],
+                    [r.closed_by for r in answered],
+                ),
+            )
+        self._uncommitted_answer_times = writes.answered_after
 
         touched = [row for row in rows.values() if row.touched]
         if touched:
@@ -231,7 +385,7 @@ class Store:
         return outcomes
 
     def _decide_one(
-        self, item: Inbound, rows: dict[int, _Row], now: datetime, writes: _Writes
+        self, item: DeskUpdate | Rejection, rows: dict[int, _Row], now: datetime, writes: _Writes
     ) -> Outcome:
         if isinstance(item, Rejection):
             writes.rejections.append(
@@ -328,6 +482,68 @@ def _apply_to_row(row: _Row, update: DeskUpdate, writes: _Writes) -> None:
                 Source.DESK.value,
                 update.version,
                 update.ts,
+            )
+        )
+
+
+def _answer(
+    response: DeskResponse,
+    rows: dict[int, _Row],
+    requests: dict[int, _Request],
+    now: datetime,
+    writes: _Writes,
+) -> Outcome:
+    """Decide one desk answer against the locked request and faculty rows."""
+    request = requests.get(response.consultation_id)
+    row = rows.get(response.faculty_id)
+    reason: RejectReason | None = None
+    detail = f"consultation {response.consultation_id}"
+    if request is None:
+        reason = RejectReason.UNKNOWN_CONSULTATION
+    elif request.faculty_id != response.faculty_id or row is None or not row.active:
+        reason = RejectReason.WRONG_FACULTY
+        detail += f" belongs to faculty {request.faculty_id}"
+    else:
+        event = _RESPONSE_EVENTS[response.response]
+        target = transition(request.status, event)
+        if isinstance(target, Refusal):
+            reason = target.reason
+            detail += f": {target.detail}"
+        else:
+            request.status = target
+            who = closed_by(event, actor=ClosedBy.DESK)
+            request.closed_by = who.value if who else None
+            request.touched = True
+            writes.answered_after.append(max(0.0, (now - request.created_at).total_seconds()))
+            _desk_answered(row, response, writes)
+            return Outcome(verdict=Verdict.APPLIED)
+    writes.rejections.append(_rejection_row(response.topic, response.payload, reason.value, detail))
+    if reason is RejectReason.DUPLICATE:
+        return DUPLICATE
+    return rejected(reason)
+
+
+def _desk_answered(row: _Row, response: DeskResponse, writes: _Writes) -> None:
+    """An applied answer is a live desk message: the desk is alive, and a BUSY makes
+    the lecturer busy. The desk's stored version and clock are kept."""
+    old_status, old_online = row.status, row.desk_online
+    row.touched = True
+    row.seen = True
+    row.desk_online = True
+    if response.response is ResponseType.BUSY:
+        row.status = Status.BUSY
+        row.status_source = Source.DESK
+    if (row.status, row.desk_online) != (old_status, old_online):
+        writes.changes.append(
+            (
+                row.id,
+                old_status.value,
+                row.status.value,
+                old_online,
+                row.desk_online,
+                Source.DESK.value,
+                None,
+                None,
             )
         )
 
