@@ -143,8 +143,8 @@ class KioskWindow(QMainWindow):
             self.consultations = self._consultation_flow()
 
     def _consultation_flow(self) -> ConsultationFlow:
-        """ "Request consultation" on the cards, the form and the live status view."""
-        return ConsultationFlow(
+        """The cards' "Request consultation" button, the form and the live status view."""
+        flow = ConsultationFlow(
             board=self.board,
             model=self.model,
             worker=self.worker,
@@ -156,6 +156,11 @@ class KioskWindow(QMainWindow):
             keyboard=self.keyboard,
             parent=self,
         )
+        # Owned by the page stack from the start: a widget without a parent would be
+        # destroyed by whichever thread's garbage collection finds it last.
+        self.pages.addWidget(flow.form)
+        self.pages.addWidget(flow.status_view)
+        return flow
 
     # -- showing ----------------------------------------------------------------------------
 
