@@ -63,6 +63,7 @@ from kiosk_ui.admin_panel import admin_stylesheet
 from kiosk_ui.consultation_flow import ConsultationBridge
 from kiosk_ui.consultation_status import elapsed_text
 from kiosk_ui.keyboard import OnScreenKeyboard
+from kiosk_ui.names import surname_key
 from kiosk_ui.problems import describe_problem, scrub
 from kiosk_ui.qtcompat import emit
 from kiosk_ui.widgets import flick_scrolling
@@ -126,8 +127,9 @@ class OpenRequestsModel(QAbstractTableModel):
         """When each row was read (monotonic): the wait goes on counting from there."""
 
     @staticmethod
-    def _key(view: ConsultationView) -> tuple[str, int, int]:
-        return (view.faculty_name.casefold(), view.faculty_id, view.id)
+    def _key(view: ConsultationView) -> tuple[tuple[str, str], int, int]:
+        """By lecturer, as the board sorts them (surname first), then oldest first."""
+        return (surname_key(view.faculty_name), view.faculty_id, view.id)
 
     def rowCount(self, parent: AnyIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
@@ -308,7 +310,11 @@ class RequestsAdmin(QWidget):
             edit.setMinimumHeight(theme.TOUCH)
             if keyboard is not None:
                 keyboard.attach(edit)
-        self.setStyleSheet(admin_stylesheet())
+        self.setStyleSheet(
+            admin_stylesheet()
+            + f"QHeaderView::section {{ font-size: 15px; font-weight: bold; padding: 6px;"
+            f" color: {theme.INK}; background: {theme.KEY_SPECIAL}; border: none; }}"
+        )
 
         self._confirm = QTimer(self)
         self._confirm.setSingleShot(True)

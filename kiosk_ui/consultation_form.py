@@ -162,6 +162,7 @@ class RequestForm(QWidget):
     def _build_header(self) -> QFrame:
         self.title = _label("formTitle", "Request a consultation")
         self.lecturer = _label("formLecturer")
+        self.lecturer.setWordWrap(False)
         header = QFrame()
         header.setObjectName("formHeader")
         header_row = QHBoxLayout(header)
