@@ -2,9 +2,11 @@
 
 Checks the database (reachable, schema present, NOTIFY queue usage against
 its threshold and the sessions stalling it, desks online and offline,
-rejections in the last hour by reason) and the broker (an MQTT connect and a
-clean disconnect). Healthy means both are reachable and the NOTIFY queue is
-below its threshold; ``fix`` drops the stalled sessions
+rejections in the last hour by reason, open consultation requests and the ones
+stuck: not sent to a desk that could show them, or pending past the request
+timeout) and the broker (an MQTT connect and a clean disconnect). Healthy means
+both are reachable and the NOTIFY queue is below its threshold (stuck requests are
+listed, not counted against it); ``fix`` drops the stalled sessions
 (``consultease.db.notify_guard``).
 """
 
@@ -46,6 +48,51 @@ WHERE received_at > now() - interval '1 hour'
 GROUP BY reason ORDER BY count(*) DESC, reason
 """
 
+STUCK_AFTER = 30.0
+"""Seconds a request may wait for the dispatcher before health names it undelivered,
+and past the request timeout before it is named overdue (the sweeper expires it)."""
+_STUCK_LISTED = 20
+
+_OPEN_REQUESTS = """
+SELECT status, count(*) FROM consultation WHERE status IN ('pending', 'accepted') GROUP BY status
+"""
+# Pending requests a desk could show but was not sent (the dispatcher is not running
+# or cannot reach the broker), and pending requests the sweeper should have expired.
+_STUCK_REQUESTS = """
+SELECT c.id, c.faculty_id, extract(epoch FROM now() - c.created_at)::float8,
+       CASE WHEN c.created_at <= now() - make_interval(secs => %(timeout)s + %(grace)s)
+            THEN 'overdue' ELSE 'undelivered' END
+FROM consultation AS c JOIN faculty AS f ON f.id = c.faculty_id
+WHERE c.status = 'pending'
+  AND (c.created_at <= now() - make_interval(secs => %(timeout)s + %(grace)s)
+       OR (c.delivered_at IS NULL AND c.created_at <= now() - make_interval(secs => %(grace)s))
+       OR (f.desk_online AND f.status = 'available' AND c.delivered_at < f.status_since
+           AND f.status_since <= now() - make_interval(secs => %(grace)s)))
+ORDER BY c.id
+"""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class StuckRequest:
+    """A pending consultation request that something should have moved on."""
+
+    id: int
+    faculty_id: int
+    age_seconds: float
+    problem: str
+    """``undelivered`` (due for its desk, not sent) or ``overdue`` (past the timeout)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "faculty_id": self.faculty_id,
+            "age_seconds": round(self.age_seconds, 1),
+            "problem": self.problem,
+        }
+
+    def describe(self) -> str:
+        return f"#{self.id} (faculty {self.faculty_id}, {self.age_seconds:.0f}s) {self.problem}"
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Check:
@@ -69,6 +116,9 @@ class HealthReport:
     desks_online: int | None = None
     desks_offline: int | None = None
     rejections_last_hour: Mapping[str, int] = field(default_factory=dict)
+    open_requests: Mapping[str, int] | None = None
+    """Pending and accepted consultation requests; ``None`` before migration 007."""
+    stuck_requests: tuple[StuckRequest, ...] = ()
 
     @property
     def queue_over_threshold(self) -> bool:
@@ -96,6 +146,15 @@ class HealthReport:
             "dropped_sessions": [s.as_dict() for s in self.dropped],
             "desks": {"online": self.desks_online, "offline": self.desks_offline},
             "rejections_last_hour": dict(self.rejections_last_hour),
+            "consultations": None
+            if self.open_requests is None
+            else {
+                "open": dict(self.open_requests),
+                "undelivered": [
+                    r.as_dict() for r in self.stuck_requests if r.problem == "undelivered"
+                ],
+                "overdue": [r.as_dict() for r in self.stuck_requests if r.problem == "overdue"],
+            },
         }
 
 
@@ -109,6 +168,8 @@ class _DatabaseFacts:
     online: int | None = None
     offline: int | None = None
     rejections: Mapping[str, int] = field(default_factory=dict)
+    open_requests: Mapping[str, int] | None = None
+    stuck_requests: tuple[StuckRequest, ...] = ()
 
 
 def check_health(
@@ -118,7 +179,12 @@ def check_health(
     ca_file: str | None = None,
     fix: bool = False,
 ) -> HealthReport:
-    db = _check_database(settings.database_url, stalled_after=settings.stalled_after, fix=fix)
+    db = _check_database(
+        settings.database_url,
+        stalled_after=settings.stalled_after,
+        fix=fix,
+        request_timeout=settings.request_timeout,
+    )
     broker = _check_broker(settings.mqtt_url, timeout=timeout, ca_file=ca_file)
     return HealthReport(
         database=db.check,
@@ -131,10 +197,14 @@ def check_health(
         desks_online=db.online,
         desks_offline=db.offline,
         rejections_last_hour=db.rejections,
+        open_requests=db.open_requests,
+        stuck_requests=db.stuck_requests,
     )
 
 
-def _check_database(url: str | None, *, stalled_after: float, fix: bool) -> _DatabaseFacts:
+def _check_database(
+    url: str | None, *, stalled_after: float, fix: bool, request_timeout: float
+) -> _DatabaseFacts:
     if not url:
         return _DatabaseFacts(check=Check(ok=False, detail="not configured"))
     started = time.perf_counter()
@@ -152,6 +222,7 @@ def _check_database(url: str | None, *, stalled_after: float, fix: bool) -> _Dat
                     ),
                     queue_usage=usage,
                 )
+            open_requests, stuck = _consultations(conn, request_timeout=request_timeout)
             stalled, detail, dropped = _stalled(conn, stalled_after=stalled_after, fix=fix)
             version = conn.info.server_version
     except ConsultEaseError as exc:
@@ -169,7 +240,28 @@ def _check_database(url: str | None, *, stalled_after: float, fix: bool) -> _Dat
         online=int(desks[0]) if desks else 0,
         offline=int(desks[1]) if desks else 0,
         rejections=rejections,
+        open_requests=open_requests,
+        stuck_requests=stuck,
     )
+
+
+def _consultations(
+    conn: psycopg.Connection[Any], *, request_timeout: float
+) -> tuple[dict[str, int] | None, tuple[StuckRequest, ...]]:
+    """Open requests by state and the stuck ones; ``None`` when the schema predates them."""
+    try:
+        with conn.transaction():
+            counts = {str(r[0]): int(r[1]) for r in conn.execute(_OPEN_REQUESTS)}
+            rows = conn.execute(
+                _STUCK_REQUESTS, {"timeout": request_timeout, "grace": STUCK_AFTER}
+            ).fetchmany(_STUCK_LISTED)
+    except psycopg.errors.UndefinedTable:
+        return None, ()
+    stuck = tuple(
+        StuckRequest(id=int(r[0]), faculty_id=int(r[1]), age_seconds=float(r[2]), problem=r[3])
+        for r in rows
+    )
+    return {"pending": 0, "accepted": 0, **counts}, stuck
 
 
 def _stalled(

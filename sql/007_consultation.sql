@@ -74,6 +74,9 @@ CREATE INDEX consultation_open_idx ON consultation (faculty_id, id)
 CREATE INDEX consultation_pending_created_idx ON consultation (created_at)
     WHERE status = 'pending';
 CREATE INDEX consultation_faculty_created_idx ON consultation (faculty_id, created_at);
+-- The dispatcher's cancellations still to send.
+CREATE INDEX consultation_cancel_unsent_idx ON consultation (id)
+    WHERE status IN ('cancelled', 'expired') AND cancel_sent_at IS NULL;
 
 -- The transition rule, the same table as consultease.consultation.TRANSITIONS.
 CREATE FUNCTION consultation_transition_allowed_v1(p_old text, p_new text) RETURNS boolean
@@ -193,6 +196,37 @@ CREATE TRIGGER consultation_notify_update
     FOR EACH ROW
     WHEN (NEW.version IS DISTINCT FROM OLD.version)
     EXECUTE FUNCTION consultation_notify_v1();
+
+-- AFTER UPDATE of a faculty row that becomes online and available (its desk came
+-- back, or the lecturer is back from away or busy), when requests wait for that
+-- desk: a hint on channel consultation_due, so the dispatcher sends them again
+-- (the installed firmware keeps no session and drops requests while away). Only
+-- these transitions, and only with pending requests, so desk traffic does not
+-- flood the dispatcher with faculty notifications.
+DO $$
+BEGIN
+    EXECUTE format(
+        'CREATE FUNCTION consultation_due_v1() RETURNS trigger '
+        'LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS '
+        '$f$ BEGIN '
+        '  IF EXISTS (SELECT FROM %I.consultation AS c '
+        '             WHERE c.faculty_id = NEW.id AND c.status = ''pending'') THEN '
+        '    PERFORM pg_notify(''consultation_due'', '
+        '                      json_build_object(''faculty_id'', NEW.id)::text); '
+        '  END IF; '
+        '  RETURN NULL; '
+        'END $f$',
+        current_schema());
+END;
+$$;
+REVOKE ALL ON FUNCTION consultation_due_v1() FROM PUBLIC;
+
+CREATE TRIGGER faculty_consultation_due
+    AFTER UPDATE ON faculty
+    FOR EACH ROW
+    WHEN (NEW.desk_online AND NEW.status = 'available'
+          AND NOT (OLD.desk_online AND OLD.status = 'available'))
+    EXECUTE FUNCTION consultation_due_v1();
 
 CREATE FUNCTION student_touch_v1() RETURNS trigger
 LANGUAGE plpgsql AS $$

@@ -98,6 +98,15 @@ def render(report: HealthReport) -> Table:
             Text(f"{report.desks_online} online", style="green"),
             f"{report.desks_offline} offline (active faculty)",
         )
+    if report.open_requests is not None:
+        stuck = report.stuck_requests
+        table.add_row(
+            "consultation requests",
+            Text(str(len(stuck)) + " stuck", style="yellow" if stuck else "green"),
+            f"{report.open_requests.get('pending', 0)} pending, "
+            f"{report.open_requests.get('accepted', 0)} accepted"
+            + ("; " + "; ".join(r.describe() for r in stuck) if stuck else ""),
+        )
     rejections = report.rejections_last_hour
     table.add_row(
         "rejections, last hour",

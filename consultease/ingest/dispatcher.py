@@ -4,11 +4,15 @@ The dispatcher runs beside the ingest service's worker, with a LISTEN connection
 a work connection and a broker connection of its own (never the ingest service's:
 its acknowledgements and these publishes do not share a socket or a reconnect).
 
-- ``consultation_changed`` and ``faculty_changed`` notifications are hints: they
+- ``consultation_changed`` and ``consultation_due`` notifications are hints: they
   name a lecturer whose requests may need sending, and the dispatcher reads the
-  rows. After every (re)connect to the database (LISTEN first, then a full scan),
-  after every reconnect to the broker, and every ``rescan_interval`` seconds, it
-  scans everything, so a lost notification delays a message but never loses it.
+  rows. ``consultation_due`` comes from a trigger on ``faculty``
+  (``sql/007_consultation.sql``) when a row becomes online and available while
+  requests wait for it; the dispatcher never follows ``faculty_changed``, which
+  carries every desk's traffic. After every (re)connect to the database (LISTEN
+  first, then a full scan), after every reconnect to the broker, and every
+  ``rescan_interval`` seconds, it scans everything, so a lost notification delays
+  a message but never loses it.
 - A pending request is **due** when it was never delivered, or when its desk came
   back since it was last delivered: the lecturer is online and available and the
   row's ``status_since`` (when what the board shows last changed: offline -> away
@@ -56,7 +60,7 @@ from consultease.retry import RetryPolicy
 log = logging.getLogger(__name__)
 
 DESK_QOS: Final = 1
-CHANNELS: Final = ("consultation_changed", "faculty_changed")
+CHANNELS: Final = ("consultation_changed", "consultation_due")
 DEFAULT_RESCAN_INTERVAL: Final = 10.0
 PUBACK_TIMEOUT: Final = 5.0
 CLAIM_LIMIT: Final = 200
@@ -262,13 +266,14 @@ class Dispatcher:
                         next_scan = time.monotonic() + self._rescan_interval
 
     def _hints(self, listen: psycopg.Connection[TupleRow]) -> set[int]:
-        """The lecturers named by the notifications of the next poll interval."""
+        """The lecturers named by the first notification within the poll interval and by
+        whatever else has arrived by then."""
         ids: set[int] = set()
-        for note in listen.notifies(timeout=_POLL, stop_after=1000):
-            ids.update(_hinted_faculty(note.channel, note.payload))
+        for note in listen.notifies(timeout=_POLL, stop_after=1):
+            ids.update(_hinted_faculty(note.payload))
         # Whatever else arrived meanwhile, without waiting.
         for note in listen.notifies(timeout=0):
-            ids.update(_hinted_faculty(note.channel, note.payload))
+            ids.update(_hinted_faculty(note.payload))
         return ids
 
     def _pass(self, faculty_ids: Iterable[int] | None) -> Sent:
@@ -391,19 +396,11 @@ class Dispatcher:
             self._work = None
 
 
-def _hinted_faculty(channel: str, payload: str) -> list[int]:
-    """The lecturer a notification names: ``faculty_id`` of any consultation change;
-    ``id`` of a faculty change that leaves the desk online and the lecturer
-    available (the only faculty changes that can make a request due). A payload
+def _hinted_faculty(payload: str) -> list[int]:
+    """The lecturer a notification names (``faculty_id`` on both channels). A payload
     that does not parse names nobody (the periodic scan finds what it was about)."""
     try:
-        body = json.loads(payload)
-        if channel == "consultation_changed":
-            value = body["faculty_id"]
-        elif body.get("desk_online") is True and body.get("status") == "available":
-            value = body["id"]
-        else:
-            return []
-    except (ValueError, KeyError, TypeError, AttributeError):
+        value = json.loads(payload)["faculty_id"]
+    except (ValueError, KeyError, TypeError):
         return []
     return [value] if isinstance(value, int) and not isinstance(value, bool) else []

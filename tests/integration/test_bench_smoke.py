@@ -83,6 +83,8 @@ def test_bench_prints_every_figure_with_its_baselines_from_the_same_rounds(
         "state publisher off: applied/s",
         "load average",
         "peak RSS",
+        "consultation request→desk p99",
+        "consultation desk answer→kiosk p99",
     ):
         assert label in result.stdout, f"{label!r} missing from:\n{result.stdout}"
 
@@ -115,6 +117,12 @@ def test_bench_prints_every_figure_with_its_baselines_from_the_same_rounds(
         assert paced["undelivered"] == 0 and paced["latency_samples"] > 0
         assert paced["latency_p50_ms"] <= paced["latency_p99_ms"]
         assert paced["achieved_per_second"] == pytest.approx(200, rel=0.2)
+        # The consultation figure: every request reached the desk once, every answer a kiosk.
+        consultation = r["consultation"]
+        assert consultation["requests"] == consultation["delivered"] == consultation["answered"]
+        assert consultation["requests"] > 0 and consultation["duplicates"] == 0
+        assert 0 < consultation["delivery_p50_ms"] <= consultation["delivery_p99_ms"]
+        assert 0 < consultation["answer_p50_ms"] <= consultation["answer_p99_ms"]
 
     summary = figures["summary"]
     assert summary["applied_per_second"]["rounds"] == 2

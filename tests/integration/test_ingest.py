@@ -273,6 +273,7 @@ def test_shared_subscriptions_are_refused_on_mqtt_3_1_1(database_url: str) -> No
         "$share/w/consultease/faculty/+/heartbeat",
         "$share/w/consultease/faculty/+/availability",
         "$share/w/consultease/faculty/+/mac_status",
+        "$share/w/consultease/faculty/+/responses",
     )
 
 

@@ -64,6 +64,7 @@ from consultease.db.connection import connect
 from consultease.errors import ConsultEaseError
 from consultease.ingest.state_publisher import StateMode, state_topic
 from consultease.payloads import FACULTY_TOPIC_PREFIX
+from consultease.tools.bench.consultation import ConsultationWindow, consultation_window
 from consultease.tools.bench.cpu import (
     InstructionCounter,
     PerfSupport,
@@ -179,6 +180,8 @@ class Round:
     database_per_second: float
     services: tuple[ServiceWindow, ...]
     paced: Paced
+    consultation: ConsultationWindow | None = None
+    """Request -> desk and answer -> kiosk, in the headline service phase."""
 
     @property
     def service(self) -> ServiceWindow:
@@ -234,6 +237,7 @@ def _round_json(r: Round) -> dict[str, Any]:
         "database_per_second": r.database_per_second,
         "services": [asdict(s) for s in r.services],
         "paced": asdict(r.paced),
+        "consultation": asdict(r.consultation) if r.consultation else None,
         "ratio_to_broker": r.ratio_to_broker,
         "ratio_to_database": r.ratio_to_database,
     }
@@ -280,6 +284,26 @@ def summarise(rounds: Sequence[Round]) -> dict[str, Spread]:
             r.passthrough.subscriber_instructions_per_message for r in rounds
         ),
         "peak_rss_mb": Spread.of(r.service.peak_rss_mb for r in rounds),
+        "consultation_delivery_p50_ms": Spread.of(
+            r.consultation.delivery_p50_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_delivery_p99_ms": Spread.of(
+            r.consultation.delivery_p99_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_answer_p50_ms": Spread.of(
+            r.consultation.answer_p50_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_answer_p99_ms": Spread.of(
+            r.consultation.answer_p99_ms if r.consultation else None for r in rounds
+        ),
+        "consultation_missing": Spread.of(
+            (r.consultation.requests - r.consultation.delivered)
+            + (r.consultation.requests - r.consultation.answered)
+            + r.consultation.duplicates
+            if r.consultation
+            else None
+            for r in rounds
+        ),
     }
     modes = {s.state_mode for r in rounds for s in r.services}
     for mode in sorted(modes):
@@ -793,8 +817,11 @@ def database(run: _Run) -> float:
     return rate
 
 
-def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, Paced | None]:
-    """The service flat out with ``mode``'s state publisher; then paced, when asked."""
+def service(
+    run: _Run, mode: StateMode, *, paced: bool
+) -> tuple[ServiceWindow, Paced | None, ConsultationWindow | None]:
+    """The service flat out with ``mode``'s state publisher; then paced, and the
+    consultation figure, when asked."""
     ingest = IngestProcess(
         run.endpoints,
         run.database_url,
@@ -807,12 +834,16 @@ def service(run: _Run, mode: StateMode, *, paced: bool) -> tuple[ServiceWindow, 
         clock = NotificationClock(run.database_url)
         window = _service_window(run, ingest, clock, mode)
         paced_figures = _paced_window(run, ingest, clock) if paced else None
+        consultation = None
+        if paced:
+            run.step("consultation requests: request -> desk, answer -> kiosk")
+            consultation = consultation_window(run.database_url, run.endpoints.mqtt_url, run.ids)
     finally:
         if clock is not None:
             clock.close()
         ingest.stop()
     vacuum(run.database_url)
-    return window, paced_figures
+    return window, paced_figures, consultation
 
 
 def _service_window(
@@ -992,10 +1023,11 @@ def _round(run: _Run, index: int) -> Round:
             windows = []
             for position, mode in enumerate(run.options.state_modes):
                 run.step(f"{label}: the ingest service (state publisher: {mode.value})")
-                window, paced = service(run, mode, paced=position == 0)
+                window, paced, consultation = service(run, mode, paced=position == 0)
                 windows.append(window)
                 if paced is not None:
                     results["paced"] = paced
+                    results["consultation"] = consultation
             results[phase] = tuple(windows)
     return Round(
         index=index + 1,
@@ -1004,6 +1036,7 @@ def _round(run: _Run, index: int) -> Round:
         database_per_second=results["database"],
         services=results["service"],
         paced=results["paced"],
+        consultation=results.get("consultation"),
     )
 
 
