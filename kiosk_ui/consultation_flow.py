@@ -47,6 +47,7 @@ from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.model import FacultyListModel
 from kiosk_ui.problems import describe_problem, scrub
 from kiosk_ui.qtcompat import emit
+from kiosk_ui.rfid import CardReaderWedge
 from kiosk_ui.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -141,6 +142,10 @@ class ConsultationFlow(QObject):
         board.delegate.set_action_provider(request_action)
         board.delegate.actionTriggered.connect(self._triggered)
         board.idle.connect(self._idle)
+        # A card touched to the reader while the board shows: its digits must not end up
+        # in the search box (the reader types wherever the focus is). Taken back, ignored.
+        self.board_wedge = CardReaderWedge(board)
+        self.board_wedge.cardRead.connect(self._card_on_board)
         self.form.submitted.connect(self._submit)
         self.form.backRequested.connect(self.back_to_board)
         self.form.cardRead.connect(self._look_up_card)
@@ -186,6 +191,9 @@ class ConsultationFlow(QObject):
         if self._current_view() in (self.form, self.status_view):
             log.info("the kiosk is idle: back to the board from the consultation request")
             self.back_to_board()
+
+    def _card_on_board(self, uid: str) -> None:
+        log.info("a card was read on the board; a student first picks a lecturer")
 
     # -- the form ---------------------------------------------------------------------
 
@@ -284,6 +292,7 @@ class ConsultationFlow(QObject):
         self._requests.close()
         self.form.shutdown()
         self.status_view.shutdown()
+        self.board_wedge.shutdown()
 
 
 def _problem(exc: Exception) -> str:

@@ -389,3 +389,16 @@ def test_closing_the_window_stops_the_request_watcher_and_its_connection(
         return int(row[0])
 
     qtbot.waitUntil(lambda: sessions() == 0, timeout=3000)
+
+
+def test_a_card_read_on_the_board_leaves_no_digits_in_the_search_box(
+    qtbot: QtBot, kiosk: KioskWindow, db: psycopg.Connection[Any]
+) -> None:
+    search = kiosk.board.search_box
+    search.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is search)
+    qtbot.keyClicks(search, "ada")
+    qtbot.keyClicks(search, "0004567891")
+    qtbot.keyClick(search, Qt.Key.Key_Return)
+    assert search.text() == "ada"
+    assert kiosk.pages.currentWidget() is kiosk.board
