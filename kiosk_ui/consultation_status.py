@@ -4,7 +4,7 @@
     | Your consultation request                [ Waiting ]               |  header, chip
     |                                                                    |
     |   Waiting for Dr. Ada Lovelace to answer                           |  headline
-    |   Your request is on their desk. Waiting 1:24.                     |  detail
+    |   Your request was sent to their desk. Waiting 1:24.               |  detail
     |                                                                    |
     |   Room CS-101                                                      |  (accepted)
     |   Request 41 · sent 14:02 · "Question about assignment 3"          |  meta
@@ -57,7 +57,7 @@ def describe(view: ConsultationView, waited: float) -> tuple[str, str]:
     texts = {
         "pending": (
             f"Waiting for {who} to answer",
-            f"Your request is on their desk. Waiting {elapsed_text(waited)}.",
+            f"Your request was sent to their desk. Waiting {elapsed_text(waited)}.",
         ),
         "accepted": (f"{who} will see you", "Your request was accepted."),
         "declined": (
