@@ -87,7 +87,10 @@ def test_a_cli_request_reaches_a_firmware_desk_and_a_qos0_acknowledge_accepts_it
     broker: MosquittoInstance, database_url: str, db: psycopg.Connection[Any]
 ) -> None:
     fid = add_faculty(db, status="available", desk_online=True)
-    with running_service(settings(database_url, broker.url)), FirmwareDesk(broker.url, fid) as desk:
+    with (
+        running_service(settings(database_url, broker.url, request_timeout=8.0)) as service,
+        FirmwareDesk(broker.url, fid) as desk,
+    ):
         cid = request(
             database_url,
             fid,
@@ -120,6 +123,20 @@ def test_a_cli_request_reaches_a_firmware_desk_and_a_qos0_acknowledge_accepts_it
         assert desk.received()[0][1] == f"CID:{other} From:Ben (SID:-): Thesis draft"
         time.sleep(0.5)
         assert len(desk.received()[0]) == 2, "each request reaches the desk once"
+
+        # The service's metrics: time to answer, messages the desk got, requests by state.
+        sample = service.metrics.registry.get_sample_value
+        assert sample("consultease_consultation_answer_seconds_count") == 1
+        assert sample("consultease_consultation_desk_messages_total", {"kind": "request"}) == 2
+        wait_until(
+            lambda: (
+                sample("consultease_consultation_requests", {"state": "pending"}) == 1
+                and sample("consultease_consultation_requests", {"state": "accepted"}) == 1
+            ),
+            timeout=5,
+            message="the sweeper's request gauges",
+        )
+        assert sample("consultease_consultation_undelivered") == 0
 
 
 def test_busy_declines_and_makes_the_lecturer_busy_and_every_bad_answer_is_recorded(
@@ -278,3 +295,41 @@ def test_two_ingest_services_send_each_request_to_the_desk_once(
         time.sleep(1.0)
         got = [int(m.split()[0].removeprefix("CID:")) for m in desk.received()[0]]
         assert sorted(got) == ids, "each request exactly once, from either service"
+
+
+def test_a_request_whose_notification_was_lost_is_sent_when_the_dispatcher_reconnects(
+    broker: MosquittoInstance, database_url: str, db: psycopg.Connection[Any]
+) -> None:
+    """Notifications are hints: after its LISTEN connection comes back, the dispatcher
+    scans everything, so a request committed while nobody listened still goes out."""
+    fid = add_faculty(db, status="available", desk_online=True)
+    with running_service(settings(database_url, broker.url)), FirmwareDesk(broker.url, fid) as desk:
+        first = request(database_url, fid, student_name="Ana")  # the dispatcher is up
+        wait_until(lambda: desk.received()[0], timeout=5, message="the first request")
+        # A request the dispatcher never hears of: no trigger runs for this session.
+        db.execute("SET session_replication_role = replica")
+        cid = insert_silently(db, fid)
+        db.execute("SET session_replication_role = DEFAULT")
+        time.sleep(1.0)
+        assert len(desk.received()[0]) == 1, "no notification, no message (until a rescan)"
+        db.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE application_name = 'consultease-dispatch-listen'"
+        )
+        wait_until(
+            lambda: len(desk.received()[0]) == 2, timeout=5, message="the request after resync"
+        )
+        assert desk.received()[0] == [
+            f"CID:{first} From:Ana (SID:-): Thesis draft",
+            f"CID:{cid} From:Juan Dela Cruz (SID:-): Thesis draft",
+        ]
+
+
+def insert_silently(db: psycopg.Connection[Any], faculty_id: int) -> int:
+    row = db.execute(
+        "INSERT INTO consultation (faculty_id, student_name, message) "
+        "VALUES (%s, 'Juan Dela Cruz', 'Thesis draft') RETURNING id",
+        (faculty_id,),
+    ).fetchone()
+    assert row is not None
+    return int(row[0])
