@@ -15,6 +15,9 @@ Run it with ``consultease kiosk [--admin] [--fullscreen] [--layout …] [--large
 * ``board``        the students' screen: header, strip, controls, grid, banner, idle reset
 * ``keyboard``     ``OnScreenKeyboard``: attaches to any QLineEdit or QPlainTextEdit
 * ``login``, ``admin_form``, ``admin_panel``: admin sign-in and faculty management
+* ``consultation_flow``: "Request consultation" on the cards, ``consultation_form``
+  (the form), ``consultation_status`` (the request, live), ``rfid`` (a USB card reader
+  typing a UID); ``admin_requests``: open requests and the student register, for admins
 * ``worker``       database calls off the GUI thread, results back by signal
 * ``window``       ``KioskWindow``: wires the above, a stack of full-screen views
   (``show_view``), fills the screen without a window manager

@@ -235,6 +235,8 @@ class AdminPanel(QWidget):
 
     signedOut = Signal()
     idleExpired = Signal()
+    requestsRequested = Signal()
+    """The "Requests & students" button: the window shows ``admin_requests.RequestsAdmin``."""
 
     def __init__(
         self,
@@ -273,6 +275,7 @@ class AdminPanel(QWidget):
         header_row.addWidget(title, 1)
         header_row.addWidget(who)
         header_row.addSpacing(12)
+        header_row.addWidget(self._requests_button())
         header_row.addWidget(self.back_button)
         body = QHBoxLayout()
         body.setContentsMargins(12, 10, 12, 10)
@@ -302,6 +305,12 @@ class AdminPanel(QWidget):
     @property
     def actor(self) -> str:
         return self._actor
+
+    def _requests_button(self) -> QPushButton:
+        self.requests_button = _button(
+            "Requests & students", self.requestsRequested, name="signOut"
+        )
+        return self.requests_button
 
     def _build_list(self) -> QVBoxLayout:
         """Left: search, the live faculty list, "Add faculty"."""

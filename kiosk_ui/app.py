@@ -70,6 +70,7 @@ def run_kiosk(
     fullscreen: bool = False,
     options: BoardOptions | None = None,
     ca_file: str | None = None,
+    consultation_requests: bool = True,
 ) -> int:
     """Show the board until the window closes or a signal arrives; the exit code.
 
@@ -78,7 +79,9 @@ def run_kiosk(
     database_url = settings.require_database_url()
     feed = make_feed(settings, application_name=LISTENER_NAME, ca_file=ca_file)
     app = application()
-    window = KioskWindow(database_url, options=options, feed=feed)
+    window = KioskWindow(
+        database_url, options=options, feed=feed, consultation_requests=consultation_requests
+    )
     # The window says when it closed, rather than Qt quitting on "last window
     # closed": that would post a second quit which, landing after exec()
     # returned, makes every later event loop in the process return at once

@@ -41,6 +41,11 @@ def register(subparsers: Any) -> None:
     kiosk.add_argument(
         "--mqtt-ca-file", help="CA bundle for an mqtts:// broker (default: system CAs)"
     )
+    kiosk.add_argument(
+        "--no-requests",
+        action="store_true",
+        help='a board only: no "Request consultation" on the cards',
+    )
     kiosk.set_defaults(func=run)
 
 
@@ -59,4 +64,5 @@ def run(args: argparse.Namespace, settings: Any) -> int:
         fullscreen=args.fullscreen,
         options=options,
         ca_file=args.mqtt_ca_file,
+        consultation_requests=not args.no_requests,
     )

@@ -60,6 +60,21 @@ def status_style(shown_status: str) -> StatusStyle:
     return STATUS_STYLES.get(shown_status, UNKNOWN_STATUS)
 
 
+REQUEST_STYLES: dict[str, StatusStyle] = {
+    "pending": StatusStyle(label="Waiting", chip="#f4b400", text="#2b1d00"),
+    "accepted": StatusStyle(label="Accepted", chip="#137333", text="#ffffff"),
+    "declined": StatusStyle(label="Declined", chip="#b3261e", text="#ffffff"),
+    "expired": StatusStyle(label="No answer", chip="#5f6368", text="#ffffff"),
+    "cancelled": StatusStyle(label="Cancelled", chip="#5f6368", text="#ffffff"),
+    "completed": StatusStyle(label="Completed", chip="#2f3a45", text="#ffffff"),
+}
+"""A consultation request's status as a word on a chip (SPEC 9.1), never colour alone."""
+
+
+def request_style(status: str) -> StatusStyle:
+    return REQUEST_STYLES.get(status, UNKNOWN_STATUS)
+
+
 # Board colours.
 BACKGROUND = "#e8edf3"
 HEADER = "#12263a"
@@ -90,6 +105,7 @@ WARNING_TEXT = "#ffe08a"
 
 TEXT_PAIRS: tuple[tuple[str, str, str], ...] = (
     *((f"{name} chip", s.text, s.chip) for name, s in STATUS_STYLES.items()),
+    *((f"{name} request chip", s.text, s.chip) for name, s in REQUEST_STYLES.items()),
     ("unknown chip", UNKNOWN_STATUS.text, UNKNOWN_STATUS.chip),
     ("card name", INK, CARD),
     ("card detail", MUTED, CARD),

@@ -31,11 +31,17 @@ from PySide6.QtGui import QCloseEvent, QGuiApplication
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QVBoxLayout, QWidget
 
 from consultease.admin.faculty import FacultyAdmin
+from consultease.db.consultations import Consultations
+from consultease.db.students import Students
+from consultease.live.consultations import ConsultationWatcher
 from consultease.live.feed import LiveFeed
 from consultease.live.listener import FacultyListener
+from consultease.live.requests import KioskRequests
 from kiosk_ui.admin_panel import AdminPanel, Draft
+from kiosk_ui.admin_requests import RequestsAdmin
 from kiosk_ui.board import Board, BoardOptions
 from kiosk_ui.bridge import ListenerBridge
+from kiosk_ui.consultation_flow import ConsultationFlow
 from kiosk_ui.keyboard import OnScreenKeyboard
 from kiosk_ui.login import Authenticator, LoginDialog
 from kiosk_ui.model import FacultyListModel
@@ -46,6 +52,12 @@ log = logging.getLogger(__name__)
 
 LISTENER_NAME = "consultease-kiosk"
 """``application_name`` of the kiosk's LISTEN connection (visible in pg_stat_activity)."""
+WATCHER_NAME = "consultease-kiosk-requests"
+"""``application_name`` of the LISTEN connection following this kiosk's requests."""
+ADMIN_WATCHER_NAME = "consultease-kiosk-admin-requests"
+"""``application_name`` of the admin view's LISTEN connection (every open request)."""
+REQUESTS_NAME = "consultease-kiosk-write"
+"""``application_name`` of the short transactions that create and cancel requests."""
 
 
 def default_accounts(database_url: str) -> Authenticator:
@@ -71,6 +83,7 @@ class KioskWindow(QMainWindow):
         listener_name: str = LISTENER_NAME,
         accounts: Callable[[str], Authenticator] = default_accounts,
         feed: LiveFeed | None = None,
+        consultation_requests: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -94,6 +107,9 @@ class KioskWindow(QMainWindow):
         self.worker = Worker(self)
         self.board = Board(self.model, options=options, idle_timeout=idle_timeout)
         self.admin_panel: AdminPanel | None = None
+        self.requests_admin: RequestsAdmin | None = None
+        self._consultations_api: Consultations | None = None
+        self._students_api: Students | None = None
         self.login_dialog: LoginDialog | None = None
 
         # Listener events, queued onto this thread. The model first, so the
@@ -122,6 +138,29 @@ class KioskWindow(QMainWindow):
         self.setCentralWidget(central)
         self.resize(1024, 600)
         self._fill_screen = False
+        self.consultations: ConsultationFlow | None = None
+        if consultation_requests:
+            self.consultations = self._consultation_flow()
+
+    def _consultation_flow(self) -> ConsultationFlow:
+        """The cards' "Request consultation" button, the form and the live status view."""
+        flow = ConsultationFlow(
+            board=self.board,
+            model=self.model,
+            worker=self.worker,
+            requests=KioskRequests(self._database_url, application_name=REQUESTS_NAME),
+            watcher=ConsultationWatcher(self._database_url, application_name=WATCHER_NAME),
+            show_view=self.show_view,
+            show_board=self.show_board,
+            current_view=self.pages.currentWidget,
+            keyboard=self.keyboard,
+            parent=self,
+        )
+        # Owned by the page stack from the start: a widget without a parent would be
+        # destroyed by whichever thread's garbage collection finds it last.
+        self.pages.addWidget(flow.form)
+        self.pages.addWidget(flow.status_view)
+        return flow
 
     # -- showing ----------------------------------------------------------------------------
 
@@ -155,6 +194,8 @@ class KioskWindow(QMainWindow):
         """Subscribe, then start the listener (its first resync fills the board)."""
         self.bridge.attach(self.listener)
         self.listener.start()
+        if self.consultations is not None:
+            self.consultations.start()
         self.board.setFocus(Qt.FocusReason.OtherFocusReason)
 
     # -- admin ----------------------------------------------------------------------------
@@ -185,10 +226,43 @@ class KioskWindow(QMainWindow):
         )
         self.admin_panel.signedOut.connect(self.close_admin)
         self.admin_panel.idleExpired.connect(self.close_admin)
+        self.admin_panel.requestsRequested.connect(self.show_requests_admin)
         self.show_view(self.admin_panel)
         draft = self._drafts.pop(username.lower(), None)
         if draft is not None:
             self.admin_panel.restore(draft)
+
+    def show_requests_admin(self) -> None:
+        """Open consultation requests and the student register, for the signed-in admin."""
+        panel = self.admin_panel
+        if panel is None:
+            return
+        if self.requests_admin is None:
+            if self._consultations_api is None:
+                self._consultations_api = Consultations(self._database_url)
+            if self._students_api is None:
+                self._students_api = Students(self._database_url)
+            self.requests_admin = RequestsAdmin(
+                actor=panel.actor,
+                consultations=self._consultations_api,
+                students=self._students_api,
+                watcher=ConsultationWatcher(
+                    self._database_url, follow_all=True, application_name=ADMIN_WATCHER_NAME
+                ),
+                worker=self.worker,
+                keyboard=self.keyboard,
+            )
+            self.requests_admin.facultyRequested.connect(lambda: self.show_view(panel))
+            self.requests_admin.signedOut.connect(self.close_admin)
+            self.requests_admin.start()
+        self.show_view(self.requests_admin)
+
+    def _close_requests_admin(self) -> None:
+        view, self.requests_admin = self.requests_admin, None
+        if view is not None:
+            view.shutdown()
+            self.pages.removeWidget(view)
+            view.deleteLater()
 
     def draft_of(self, username: str) -> Draft | None:
         """The unsaved edit kept for ``username``'s next sign-in, if any."""
@@ -198,6 +272,7 @@ class KioskWindow(QMainWindow):
         """Sign out: back to the board. An unsaved edit is kept for the same admin."""
         panel, self.admin_panel = self.admin_panel, None
         self.show_board()
+        self._close_requests_admin()
         if panel is not None:
             draft = panel.draft()
             if draft is not None:
@@ -214,6 +289,8 @@ class KioskWindow(QMainWindow):
         if self.login_dialog is not None and self.login_dialog.isVisible():
             self.login_dialog.reject()
         if self.admin_panel is not None and not self.admin_panel.warning_active:
+            if self.pages.currentWidget() is self.requests_admin:
+                self.show_view(self.admin_panel)  # the warning is drawn on the panel
             log.info("the kiosk is idle: warning the admin before signing out")
             self.keyboard.close_for_now()  # nobody is typing; the warning needs the room
             self.admin_panel.begin_signout_warning(self._signout_warning)
@@ -227,12 +304,18 @@ class KioskWindow(QMainWindow):
         self._closed = True
         self.bridge.detach()
         self.listener.close(timeout=2.0)
+        if self.consultations is not None:
+            self.consultations.shutdown()
         self.worker.wait(5000)
         self.board.shutdown()
         if self.admin_panel is not None:
             self.admin_panel.shutdown()
+        self._close_requests_admin()
         if self._faculty_admin is not None:
             self._faculty_admin.close()
+        for api in (self._consultations_api, self._students_api):
+            if api is not None:
+                api.close()
         close_accounts = getattr(self._accounts, "close", None)
         if callable(close_accounts):
             close_accounts()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from consultease.commands import Subparsers
 from consultease.config import Settings
+from consultease.errors import ConfigError
 from consultease.extras import require_extra
 
 
@@ -31,11 +32,19 @@ def register(subparsers: Subparsers[argparse.ArgumentParser]) -> None:
         default=3.0,
         help="how often each simulated lecturer changes status (default 3)",
     )
+    demo.add_argument(
+        "--requests-per-minute",
+        type=float,
+        default=2.0,
+        help="consultation requests students make over the whole campus (default 2; 0: none)",
+    )
     demo.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     require_extra("demo", what="`consultease demo`")
+    if args.requests_per_minute < 0:
+        raise ConfigError("--requests-per-minute must be 0 (no requests) or more")
     from consultease.tools.demo import DemoOptions, default_data_dir, run_demo  # noqa: PLC0415
 
     options = DemoOptions(
@@ -44,5 +53,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         duration=args.duration,
         desks=args.desks,
         changes_per_minute=args.changes_per_minute,
+        requests_per_minute=args.requests_per_minute,
     )
     return run_demo(settings, options)

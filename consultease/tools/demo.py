@@ -9,8 +9,10 @@ In start order (and stopped in reverse, on Ctrl-C or SIGTERM):
 3. ``db upgrade`` and, on an empty database only, 30 demo faculty;
 4. the ingest service;
 5. 30 simulated desk units at a human pace (one rebooting now and then);
-6. the board: the kiosk window, or with ``--headless`` (or no display) the
-   same board drawn in the terminal.
+6. students asking available lecturers for consultations
+   (``student_traffic``, a few a minute; the demo students carry card UIDs);
+7. the board: the kiosk window, or with ``--headless`` (or no display) the
+   same board drawn in the terminal, with the open requests beneath it.
 """
 
 from __future__ import annotations
@@ -37,9 +39,11 @@ from consultease.config import Settings
 from consultease.db.migrate import upgrade
 from consultease.errors import ConsultEaseError
 from consultease.extras import has_extra
+from consultease.live.consultations import ConsultationWatcher
 from consultease.live.listener import FacultyListener
 from consultease.tools.environment import provide_services
 from consultease.tools.seed import seed_demo_faculty
+from consultease.tools.student_traffic import StudentTraffic, seed_demo_students
 from consultease.tools.terminal_board import TerminalBoard
 
 log = logging.getLogger(__name__)
@@ -70,6 +74,8 @@ class DemoOptions:
     desks: int = 30
     changes_per_minute: float = 3.0
     reboot_rate: float = 0.002
+    requests_per_minute: float = 2.0
+    """Consultation requests from students over the whole campus (0: none)."""
 
 
 @contextlib.contextmanager
@@ -121,8 +127,15 @@ def run_demo(settings: Settings, options: DemoOptions) -> int:
         faculty_ids = seed_demo_faculty(database_url)[: options.desks]
         console.print(f"[bold]Faculty[/]: {len(faculty_ids)} on the board")
 
+        students = seed_demo_students(database_url)
+        console.print(f"[bold]Students[/]: {students} registered, with RFID card UIDs")
+
         _start_ingest(stack, settings, protocol)
         _start_desks(stack, settings, options, faculty_ids, protocol)
+        if options.requests_per_minute > 0:
+            traffic = StudentTraffic(database_url, per_minute=options.requests_per_minute)
+            traffic.start()
+            stack.callback(traffic.stop)
 
         window = not options.headless and has_display() and has_extra("kiosk")
         if not window:
@@ -183,9 +196,14 @@ def _terminal_board(
     duration: float | None,
 ) -> int:
     listener = FacultyListener(database_url, application_name="consultease-demo-board")
-    board = TerminalBoard(listener)
+    requests = ConsultationWatcher(
+        database_url, follow_all=True, application_name="consultease-demo-requests"
+    )
+    board = TerminalBoard(listener, requests=requests)
     listener.start()
+    requests.start()
     stack.callback(listener.close)
+    stack.callback(requests.close)
     stack.callback(board.close)
     board.wait_until_live(10)
     deadline = None if duration is None else time.monotonic() + duration
@@ -201,7 +219,8 @@ def _terminal_board(
             counts = listener.cache.counts()
             print(
                 f"board: {counts.get('available', 0)} of {len(listener.cache)} available, "
-                f"{board.changes_seen} live changes",
+                f"{board.changes_seen} live changes, "
+                f"{len(board.open_requests())} open consultation requests",
                 flush=True,
             )
             if deadline is not None and time.monotonic() >= deadline:

@@ -2,9 +2,11 @@
 ``python -m consultease.tools.screenshots [--out docs] [--faculty 241]``.
 
 It seeds the campus roster (``seed.campus_roster``: 241 faculty over 12 departments,
-the longest names included, "since" times spread over the morning) into a scratch
-database, runs the real kiosk window (listener and all) at each size on Qt's
-offscreen platform, and saves what the window shows. The database is the one of
+the longest names included, "since" times spread over the morning) and a few open
+consultation requests into a scratch database, runs the real kiosk window (listener
+and all) at each size on Qt's offscreen platform, and saves what the window shows:
+the board, then the request form, a request waiting and accepted, and the admin's
+open requests. The database is the one of
 ``--database-url`` or ``CONSULTEASE_DATABASE_URL`` (a scratch database is created
 there and dropped afterwards), else a private PostgreSQL started for the run.
 """
@@ -22,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -42,6 +45,8 @@ class Shot:
     height: int
     layout: str = "compact"
     large_type: bool = False
+    scene: str = "board"
+    """``board``, or a consultation view: ``form``, ``waiting``, ``accepted``, ``admin``."""
 
 
 SHOTS: tuple[Shot, ...] = (
@@ -50,7 +55,46 @@ SHOTS: tuple[Shot, ...] = (
     Shot(file="kiosk-1920x1080.png", width=1920, height=1080),
     Shot(file="kiosk-1024x600-departments.png", width=1024, height=600, layout="departments"),
     Shot(file="kiosk-1920x1080-large-type.png", width=1920, height=1080, large_type=True),
+    Shot(file="request-form-1024x600.png", width=1024, height=600, scene="form"),
+    Shot(file="request-waiting-1024x600.png", width=1024, height=600, scene="waiting"),
+    Shot(file="request-accepted-1024x600.png", width=1024, height=600, scene="accepted"),
+    Shot(file="admin-requests-1024x600.png", width=1024, height=600, scene="admin"),
 )
+
+STUDENTS: tuple[tuple[str, str], ...] = (
+    ("Maria Santos", "2021-0042"),
+    ("Juan Dela Cruz", "2021-0107"),
+    ("Aiko Tanaka", "2022-0015"),
+    ("Kwame Mensah", "2022-0233"),
+    ("Sofia Rossi", "2020-0891"),
+    ("Priya Raman", "2021-0550"),
+)
+
+
+def seed_requests(database_url: str) -> int:
+    """A few open requests (waiting and accepted) to available lecturers, for the admin view."""
+    with connect(database_url, application_name="consultease-screenshots") as conn:
+        ids = [
+            int(r[0])
+            for r in conn.execute(
+                "SELECT id FROM faculty WHERE active AND desk_online AND status = 'available'"
+                " ORDER BY id LIMIT %s",
+                (len(STUDENTS),),
+            )
+        ]
+        made = []
+        for (name, sid), faculty_id in zip(STUDENTS, ids, strict=False):
+            row = conn.execute(
+                "INSERT INTO consultation (faculty_id, student_name, student_id, course_code,"
+                " message) VALUES (%s, %s, %s, 'BSCS', 'Question about the midterm')"
+                " RETURNING id",
+                (faculty_id, name, sid),
+            ).fetchone()
+            assert row is not None
+            made.append(int(row[0]))
+        for accepted in made[::3]:
+            conn.execute("UPDATE consultation SET status = 'accepted' WHERE id = %s", (accepted,))
+    return len(made)
 
 
 def seed_campus(database_url: str, count: int = 241, *, seed: int = 16) -> int:
@@ -102,7 +146,12 @@ def render(database_url: str, out_dir: Path, shots: Sequence[Shot] = SHOTS) -> l
     written = []
     for shot in shots:
         options = BoardOptions(layout=BoardLayout(shot.layout), large_type=shot.large_type)
-        window = KioskWindow(database_url, options=options, listener_name="consultease-shots")
+        window = KioskWindow(
+            database_url,
+            options=options,
+            listener_name="consultease-shots",
+            consultation_requests=True,
+        )
         try:
             window.resize(shot.width, shot.height)
             window.start()
@@ -113,10 +162,9 @@ def render(database_url: str, out_dir: Path, shots: Sequence[Shot] = SHOTS) -> l
                     raise ConsultEaseError(f"the kiosk did not load the faculty for {shot.file}")
                 app.processEvents()
                 time.sleep(0.02)
-            settle = time.monotonic() + 0.5  # the debounced counts, then a paint
-            while time.monotonic() < settle:
-                app.processEvents()
-                time.sleep(0.02)
+            _settle(app)
+            _stage(window, shot.scene, database_url)
+            _settle(app, 1.0)
             target = out_dir / shot.file
             if not window.grab().save(str(target)):
                 raise ConsultEaseError(f"could not write {target}")
@@ -127,6 +175,56 @@ def render(database_url: str, out_dir: Path, shots: Sequence[Shot] = SHOTS) -> l
             window.deleteLater()
             app.processEvents()
     return written
+
+
+def _settle(app: Any, seconds: float = 0.5) -> None:
+    """Let queued events, the debounced counts and a paint happen."""
+    settle = time.monotonic() + seconds
+    while time.monotonic() < settle:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def _stage(window: Any, scene: str, database_url: str) -> None:
+    """Put the window in the state a consultation shot shows."""
+    if scene == "board":
+        return
+    if scene == "admin":
+        window.open_admin("registrar")
+        window.show_requests_admin()
+        return
+    flow = window.consultations
+    free = next(v for v in window.model.views() if v.shown_status == "available")
+    if scene == "form":
+        from kiosk_ui.consultation_form import StudentCard  # noqa: PLC0415
+
+        flow.open_form(free)
+        flow.form.fill_from_card(
+            StudentCard(student_name="Maria Santos", student_id="2021-0042", course_code="BSCS"),
+            "0004567891",
+        )
+        flow.form.message_box.setPlainText("Can we go over problem 3 of the last problem set?")
+        window.keyboard.close_for_now()
+        return
+    from consultease.live.requests import KioskRequests, NewRequest  # noqa: PLC0415
+
+    requests = KioskRequests(database_url)
+    try:
+        view = requests.create(
+            NewRequest(
+                faculty_id=free.id,
+                student_name="Ana Reyes" if scene == "waiting" else "Liam O'Connor",
+                student_id="2023-0310" if scene == "waiting" else "2023-0004",
+                course_code="BSMath",
+                message="Can we go over problem 3 of the last problem set?",
+            )
+        )
+    finally:
+        requests.close()
+    if scene == "accepted":
+        with connect(database_url, application_name="consultease-screenshots") as conn:
+            conn.execute("UPDATE consultation SET status = 'accepted' WHERE id = %s", (view.id,))
+    flow.follow(view)
 
 
 @contextlib.contextmanager
@@ -156,6 +254,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         url_given = args.database_url or Settings.from_env().database_url
         with _database(url_given) as url:
             seed_campus(url, args.faculty)
+            seed_requests(url)
             for path in render(url, args.out):
                 print(path)
     except (ConsultEaseError, OSError, psycopg.Error) as exc:
