@@ -32,15 +32,21 @@ def with_database(url: str, dbname: str) -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
+def private_servers_forced() -> bool:
+    """``CONSULTEASE_TEST_PRIVATE_SERVERS=1``: the session starts its own
+    PostgreSQL and broker even when shared ones answer."""
+    return os.environ.get("CONSULTEASE_TEST_PRIVATE_SERVERS", "") == "1"
+
+
 @contextmanager
 def server_for_tests(tmp_root: Path) -> Iterator[str]:
     """``CONSULTEASE_TEST_DATABASE_URL``, else the local server if it answers,
     else a private server started for this session."""
     configured = os.environ.get("CONSULTEASE_TEST_DATABASE_URL")
-    if configured:
+    if configured and not private_servers_forced():
         yield configured
         return
-    if answers(LOCAL_SERVER):
+    if not private_servers_forced() and answers(LOCAL_SERVER):
         yield LOCAL_SERVER
         return
     instance = PostgresInstance(tmp_root / "pg", durable=False).start()
