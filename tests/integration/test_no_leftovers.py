@@ -117,7 +117,7 @@ def test_no_server_or_temp_folder_outlives_the_session(
         # The private PostgreSQL and broker the session starts on a fresh machine.
         env["CONSULTEASE_TEST_PRIVATE_SERVERS"] = "1"
         if qt_missing_packages() is not None:
-            args += ["-p", "no:pytestqt"]
+            args += ["-p", "no:pytest-qt"]
         command = [sys.executable, "-m", "pytest", *args]
     else:
         # Nothing answers on this port, so .ci/test starts a broker of its own.

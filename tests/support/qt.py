@@ -3,7 +3,7 @@
 PySide6 needs a few system libraries (libglib2.0-0, libegl1, ...) that only root can
 install. pytest-qt imports PySide6 when pytest starts, so without them the whole run
 would end in an INTERNALERROR. ``.ci/test`` probes Qt first; when the probe fails it
-passes ``-p no:pytestqt`` and names the missing Debian packages in
+passes ``-p no:pytest-qt`` and names the missing Debian packages in
 ``CONSULTEASE_TEST_QT_MISSING``. Then every test module that needs Qt (all of
 ``tests/ui``, and any other module importing PySide6, pytest-qt or a Qt part of
 ``kiosk_ui``) is collected as one skipped item that names the packages, and
@@ -28,18 +28,23 @@ QT_FIXTURES = {"qtbot", "qapp", "qtmodeltester", "qtlog"}
 QT_FREE_KIOSK_MODULES = {"kiosk_ui", "kiosk_ui.theme", "kiosk_ui.names", "kiosk_ui.problems"}
 
 
+ERROR_ENV = "CONSULTEASE_TEST_QT_ERROR"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class QtMissing:
     packages: tuple[str, ...]
-
-    @property
-    def command(self) -> str:
-        return "sudo apt-get install -y " + " ".join(self.packages)
+    error: str = ""
 
     @property
     def reason(self) -> str:
-        listed = " ".join(self.packages) or "(unknown: Qt failed to load)"
-        return f"Qt cannot load here, missing system packages: {listed}; install: {self.command}"
+        if not self.packages:
+            return f"Qt cannot load here: {self.error or 'unknown error'}"
+        listed = " ".join(self.packages)
+        return (
+            f"Qt cannot load here, missing system packages: {listed}; "
+            f"as root: apt-get install -y {listed}"
+        )
 
     def summary(self) -> str:
         return f"Qt tests not run: {self.reason}"
@@ -50,7 +55,7 @@ def qt_missing_packages() -> QtMissing | None:
     value = os.environ.get(ENV)
     if value is None:
         return None
-    return QtMissing(packages=tuple(value.split()))
+    return QtMissing(packages=tuple(value.split()), error=os.environ.get(ERROR_ENV, ""))
 
 
 @cache
@@ -81,20 +86,22 @@ def needs_qt(path: Path) -> bool:
 
 
 class QtNotRunItem(pytest.Item):
-    """The one item a Qt test module becomes where Qt cannot load: skipped, with why."""
+    """The one item a Qt test module becomes where Qt cannot load: skipped (by a
+    skip mark, so the report names the module), with why."""
 
     def runtest(self) -> None:
-        missing = qt_missing_packages()
-        assert missing is not None
-        pytest.skip(missing.reason)
+        raise AssertionError("a Qt test module ran where Qt cannot load")
 
-    def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.path.name}: Qt tests not run"
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, 0, f"{self.path.name}: Qt tests not run"
 
 
 class QtNotRunModule(pytest.File):
     def collect(self) -> list[pytest.Item]:
-        return [QtNotRunItem.from_parent(self, name="qt-tests-not-run")]
+        missing = qt_missing_packages()
+        item = QtNotRunItem.from_parent(self, name="qt-tests-not-run")
+        item.add_marker(pytest.mark.skip(reason=missing.reason if missing else "Qt cannot load"))
+        return [item]
 
 
 def module_without_qt(module_path: Path, parent: pytest.Collector) -> pytest.File | None:
