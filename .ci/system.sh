@@ -47,6 +47,13 @@ have_fonts() {
         -print -quit 2>/dev/null)" ]
 }
 
+# Whether this account may install packages: root, or sudo without a password.
+may_install() {
+    command -v apt-get >/dev/null 2>&1 || return 1
+    [ "$(id -u)" = 0 ] && return 0
+    command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null
+}
+
 # install_packages [--recommends] WHAT PACKAGE...: apt-get them when we may;
 # else one line naming them and the command, and a non-zero return. WHAT says
 # what needs them.
