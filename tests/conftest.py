@@ -51,6 +51,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # `timeout`, CI runners and .ci/test send): make both end the session alike.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
+        # Started as a background job (.ci/test), pytest inherits SIGINT ignored,
+        # and so would every process a test starts and interrupts: undo that.
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,11 +51,19 @@ def server_for_tests(tmp_root: Path) -> Iterator[str]:
     if not private_servers_forced() and answers(LOCAL_SERVER):
         yield LOCAL_SERVER
         return
-    instance = PostgresInstance(tmp_root / "pg", durable=False).start()
+    if os.geteuid() == 0:
+        # As root the server runs as another account, which must traverse every
+        # folder above its data; pytest takes o+x away from /tmp/pytest-of-root
+        # whenever another session starts, so keep the data out of it.
+        tmp_root = Path(tempfile.mkdtemp(prefix="consultease-test-pg-"))
+    instance = PostgresInstance(tmp_root / "pg", durable=False)
     try:
+        instance.start()
         yield instance.url
     finally:
         instance.destroy()
+        if os.geteuid() == 0:
+            shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 def create_database(admin_url: str, *, template: str | None = None, prefix: str = "ce_test") -> str:
