@@ -9,6 +9,7 @@ pytest, or through .ci/test (which adds a broker of its own when none answers).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -81,6 +82,19 @@ def session_processes(root_pid: int, marker: str) -> list[Proc]:
         if marker in proc.cmdline and proc.pid != os.getpid():
             found[proc.pid] = proc
     return list(found.values())
+
+
+def end(procs: list[Proc]) -> None:
+    for proc in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while any(proc.alive() for proc in procs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for proc in procs:
+        if proc.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(proc.pid, signal.SIGKILL)
 
 
 def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float) -> None:
@@ -157,6 +171,9 @@ def test_no_server_or_temp_folder_outlives_the_session(
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+            # A daemonised postmaster is not in the group: end what the probe
+            # started, so that a failing test leaves nothing behind either.
+            end([proc for proc in started if proc.alive()])
     text = output.decode(errors="replace")
     assert process.returncode == (1 if ending == "a failing test" else 2), text
     assert started, "the probe session started no process"
