@@ -21,6 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import signal
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -41,20 +42,30 @@ from tests.support.pg import (
 )
 from tests.support.qt import module_without_qt, qt_missing_packages
 
+_interrupted_at: float | None = None
+REPEAT_GRACE = 10.0
+"""Seconds after the first interruption in which another is ignored: a terminal's
+Ctrl-C reaches pytest and .ci/test at once, and .ci/test passes it on, so one
+keypress arrives twice; the second must not cut the teardown that stops servers."""
+
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
+    global _interrupted_at  # noqa: PLW0603 - one process-wide signal state
+    now = time.monotonic()
+    if _interrupted_at is not None and now - _interrupted_at < REPEAT_GRACE:
+        return
+    _interrupted_at = now
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # pytest tears its fixtures down on KeyboardInterrupt, not on SIGTERM (which
     # `timeout`, CI runners and .ci/test send): make both end the session alike.
+    # This also undoes SIGINT being ignored when pytest is started as a
+    # background job (.ci/test), which every process a test starts would inherit.
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _interrupt)
-        # Started as a background job (.ci/test), pytest inherits SIGINT ignored,
-        # and so would every process a test starts and interrupts: undo that.
-        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, _interrupt)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

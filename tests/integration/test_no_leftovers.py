@@ -12,10 +12,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,6 +111,17 @@ def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float) -> No
         time.sleep(0.2)
 
 
+@pytest.fixture
+def outside_basetemp() -> Iterator[Path]:
+    """A folder outside /tmp/pytest-of-USER: as root the probe's PostgreSQL runs as
+    another account and must traverse it, and pytest takes o+x away from that
+    folder whenever another session starts."""
+    path = Path(tempfile.mkdtemp(prefix="consultease-leftover-test-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.parametrize(
     ("runner", "ending"),
     [
@@ -119,8 +133,9 @@ def wait_for(path: Path, process: subprocess.Popen[bytes], timeout: float) -> No
     ],
 )
 def test_no_server_or_temp_folder_outlives_the_session(
-    runner: str, ending: str, tmp_path: Path
+    runner: str, ending: str, outside_basetemp: Path
 ) -> None:
+    tmp_path = outside_basetemp
     temp = tmp_path / "tmp"
     temp.mkdir()
     ready = tmp_path / "ready"
