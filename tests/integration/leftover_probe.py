@@ -24,10 +24,11 @@ def test_start_servers_then_fail_or_wait(
     with psycopg.connect(pg_admin_url) as conn:
         backend = conn.execute("SELECT pg_backend_pid()").fetchone()
         assert backend is not None
-    if private_servers_forced():
-        # The backend's parent is the private postmaster (pg_ctl daemonised it).
-        stat = Path(f"/proc/{backend[0]}/stat").read_text()
-        pids.append(int(stat.rsplit(")", 1)[1].split()[1]))
+        if private_servers_forced():
+            # The backend (alive while connected) is a child of the private
+            # postmaster, which pg_ctl daemonised.
+            stat = Path(f"/proc/{backend[0]}/stat").read_text()
+            pids.append(int(stat.rsplit(")", 1)[1].split()[1]))
     # A fault test's own broker, started without a context manager, as a test
     # that forgets to stop it would.
     if MosquittoInstance.available():

@@ -183,6 +183,8 @@ def test_no_server_or_temp_folder_outlives_the_session(
             os.killpg(process.pid, signal.SIGINT)  # the terminal signals the whole job
         output, _ = process.communicate(timeout=180)
     finally:
+        if process.stdout is not None:
+            process.stdout.close()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
