@@ -9,6 +9,7 @@ demo falls back to amqtt otherwise (see ``consultease.tools.embedded_broker``).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import importlib.util
 import logging
@@ -19,6 +20,7 @@ import signal
 import socket
 import stat
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Self
@@ -33,6 +35,48 @@ MAX_QUEUED_MESSAGES = 100_000
 
 class ServiceError(ConsultEaseError):
     """A private service could not be started or stopped."""
+
+
+# Every private server still running, so that none outlives the process that
+# started it: a test session interrupted mid-test, or a demo that dies of an
+# error, still ends its servers (``stop_all``, also run at interpreter exit).
+# Keyed by the instance, valued by the pid that started it: a forked child
+# inherits the table but must not stop its parent's servers when it exits.
+_running: dict[int, tuple[int, PostgresInstance | MosquittoInstance]] = {}
+_running_lock = threading.Lock()
+
+
+def _track(instance: PostgresInstance | MosquittoInstance) -> None:
+    with _running_lock:
+        _running[id(instance)] = (os.getpid(), instance)
+
+
+def _untrack(instance: PostgresInstance | MosquittoInstance) -> None:
+    with _running_lock:
+        _running.pop(id(instance), None)
+
+
+def running_servers() -> list[PostgresInstance | MosquittoInstance]:
+    """The private servers this process started and has not stopped yet."""
+    me = os.getpid()
+    with _running_lock:
+        return [instance for owner, instance in _running.values() if owner == me]
+
+
+def stop_all() -> None:
+    """Stop every private server this process still runs, newest first."""
+    for instance in reversed(running_servers()):
+        try:
+            if isinstance(instance, PostgresInstance):
+                instance.stop("immediate")
+            else:
+                instance.stop()
+        except Exception:
+            log.warning("could not stop %r", instance, exc_info=True)
+        _untrack(instance)
+
+
+atexit.register(stop_all)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -201,6 +245,7 @@ class PostgresInstance:
                 f"PostgreSQL did not start (see {self.data_dir / 'server.log'}): "
                 f"{result.stderr.strip() or result.stdout.strip()}"
             )
+        _track(self)
         log.info("PostgreSQL started on port %d with data in %s", self.port, self.data_dir)
         return self
 
@@ -226,6 +271,7 @@ class PostgresInstance:
         return PostgresInstance(data_dir, port=port, durable=self.durable, bin_dir=self.bin_dir)
 
     def stop(self, mode: str = "fast") -> None:
+        _untrack(self)
         if not self.initialised() or not self.running():
             return
         result = self._run("pg_ctl", "-D", str(self.data_dir), "-w", "-m", mode, "stop")
@@ -324,6 +370,7 @@ class MosquittoInstance:
                 extra=self.extra_config,
             )
         )
+        _track(self)
         self._process = subprocess.Popen(
             [binary, "-c", str(config)],
             stdin=subprocess.DEVNULL,
@@ -341,6 +388,7 @@ class MosquittoInstance:
         return self
 
     def stop(self, timeout: float = 5) -> None:
+        _untrack(self)
         process, self._process = self._process, None
         if process is None or process.poll() is not None:
             return
@@ -352,6 +400,7 @@ class MosquittoInstance:
             process.wait()
 
     def kill(self) -> None:
+        _untrack(self)
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()

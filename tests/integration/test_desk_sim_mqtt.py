@@ -1,4 +1,5 @@
-"""The simulator against the machine's real broker (Mosquitto at 127.0.0.1:1883).
+"""The simulator against the suite's real broker (``mqtt_settings``: the one of
+--mqtt-host/--mqtt-port, or a private one when that does not answer).
 
 Each test uses faculty ids from a high random range, so parallel runs never share
 topics, and clears the retained messages it leaves behind.
@@ -27,6 +28,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from pytest_mqtt.model import MqttSettings
 
 from desk_firmware_sim import (
     FaultConfig,
@@ -40,6 +42,7 @@ from desk_firmware_sim import (
     unit_rng,
 )
 
+# Set for every test to the suite's broker by _suite_broker (below).
 HOST, PORT = "127.0.0.1", 1883
 URL = f"mqtt://{HOST}:{PORT}"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -133,12 +136,16 @@ def retained(faculty_id: int, leaf: str) -> Received | None:
         sub.close()
 
 
+@pytest.fixture(autouse=True)
+def _suite_broker(mqtt_settings: MqttSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    module = sys.modules[__name__]
+    monkeypatch.setattr(module, "HOST", mqtt_settings.host)
+    monkeypatch.setattr(module, "PORT", mqtt_settings.port)
+    monkeypatch.setattr(module, "URL", f"mqtt://{mqtt_settings.host}:{mqtt_settings.port}")
+
+
 @pytest.fixture
 def faculty_ids() -> Iterator[list[int]]:
-    try:
-        socket.create_connection((HOST, PORT), timeout=1).close()
-    except OSError:
-        pytest.skip(f"no MQTT broker at {HOST}:{PORT}")
     base = random.randrange(1_000_000_000, 9_000_000_000)
     ids = [base, base + 1]
     yield ids

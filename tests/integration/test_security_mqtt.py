@@ -68,7 +68,9 @@ class SecureBroker:
     def url(self, username: str, *, tls: bool = False) -> str:
         password = self.users[username].password
         if tls:
-            return f"mqtts://{username}:{password}@localhost:{self.tls_port}"
+            # An address, not "localhost": a fresh machine may have no /etc/hosts to
+            # resolve it, and the certificate names 127.0.0.1 in its SAN.
+            return f"mqtts://{username}:{password}@127.0.0.1:{self.tls_port}"
         return f"mqtt://{username}:{password}@127.0.0.1:{self.port}"
 
 
@@ -358,9 +360,9 @@ def tls_files(tmp_path: Path) -> TlsFiles:
             "-days",
             "1",
             "-subj",
-            "/CN=localhost",
+            "/CN=127.0.0.1",
             "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "subjectAltName=IP:127.0.0.1",
             "-keyout",
             str(files.keyfile),
             "-out",
@@ -379,7 +381,7 @@ def test_tls_listener_needs_a_login_and_carries_the_ingest_service(
     faculty_id = add_faculty(db)
     with secure_broker(tmp_path, [faculty_id], tls=tls_files) as broker:
         assert broker.tls_port is not None
-        anonymous = Client(broker.tls_port, ca_file=tls_files.certfile, host="localhost")
+        anonymous = Client(broker.tls_port, ca_file=tls_files.certfile)
         anonymous.close()
         assert anonymous.reason is not None and anonymous.reason.is_failure
 
@@ -389,7 +391,6 @@ def test_tls_listener_needs_a_login_and_carries_the_ingest_service(
             desk_name,
             broker.users[desk_name].password,
             ca_file=tls_files.certfile,
-            host="localhost",
         )
         try:
             assert desk.accepted

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,22 +34,36 @@ def with_database(url: str, dbname: str) -> str:
     return make_conninfo(**params)  # type: ignore[arg-type]
 
 
+def private_servers_forced() -> bool:
+    """``CONSULTEASE_TEST_PRIVATE_SERVERS=1``: the session starts its own
+    PostgreSQL and broker even when shared ones answer."""
+    return os.environ.get("CONSULTEASE_TEST_PRIVATE_SERVERS", "") == "1"
+
+
 @contextmanager
 def server_for_tests(tmp_root: Path) -> Iterator[str]:
     """``CONSULTEASE_TEST_DATABASE_URL``, else the local server if it answers,
     else a private server started for this session."""
     configured = os.environ.get("CONSULTEASE_TEST_DATABASE_URL")
-    if configured:
+    if configured and not private_servers_forced():
         yield configured
         return
-    if answers(LOCAL_SERVER):
+    if not private_servers_forced() and answers(LOCAL_SERVER):
         yield LOCAL_SERVER
         return
-    instance = PostgresInstance(tmp_root / "pg", durable=False).start()
+    if os.geteuid() == 0:
+        # As root the server runs as another account, which must traverse every
+        # folder above its data; pytest takes o+x away from /tmp/pytest-of-root
+        # whenever another session starts, so keep the data out of it.
+        tmp_root = Path(tempfile.mkdtemp(prefix="consultease-test-pg-"))
+    instance = PostgresInstance(tmp_root / "pg", durable=False)
     try:
+        instance.start()
         yield instance.url
     finally:
         instance.destroy()
+        if os.geteuid() == 0:
+            shutil.rmtree(tmp_root, ignore_errors=True)
 
 
 def create_database(admin_url: str, *, template: str | None = None, prefix: str = "ce_test") -> str:

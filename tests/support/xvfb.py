@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 
 @contextmanager
@@ -16,6 +18,10 @@ def bare_x_server(width: int, height: int, *, timeout: float = 20.0) -> Iterator
     The display number is chosen by the server (``-displayfd``), so parallel runs
     never collide. There is no window manager: nothing resizes or places windows.
     """
+    # X servers put their sockets in /tmp/.X11-unix and leave the folder behind:
+    # remove it afterwards if this server made it and nothing else uses it.
+    socket_dir = Path("/tmp/.X11-unix")
+    socket_dir_existed = socket_dir.exists()
     binary = shutil.which("Xvfb")
     if binary is None:
         raise RuntimeError("Xvfb is not installed (apt-get install xvfb); .ci/test installs it")
@@ -50,3 +56,6 @@ def bare_x_server(width: int, height: int, *, timeout: float = 20.0) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if not socket_dir_existed:
+            with contextlib.suppress(OSError):  # not empty: another X server uses it
+                socket_dir.rmdir()
