@@ -13,6 +13,7 @@ import json
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -105,7 +106,23 @@ def secure_broker(
         extra="user root\n" if os.geteuid() == 0 else "",
     )
     with MosquittoInstance(data, port=port, config_text=config):
+        if tls_port is not None:
+            _wait_for_listener(tls_port)
         yield SecureBroker(port=port, tls_port=tls_port, users=users, tls=tls, shared_group=group)
+
+
+def _wait_for_listener(port: int, timeout: float = 10.0) -> None:
+    """The instance waits for its plain port; the TLS listener, which loads its
+    certificate first, may open a moment later on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 class Client:
