@@ -10,9 +10,13 @@ import os
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from consultease.errors import ConfigError
+
+if TYPE_CHECKING:
+    import paho.mqtt.client as mqtt
 
 DEFAULT_OFFLINE_AFTER = 90.0
 DEFAULT_REQUEST_TIMEOUT = 600.0
@@ -62,6 +66,19 @@ class MqttEndpoint:
                 auth += ":" + (self.password if with_password else "***")
             auth += "@"
         return f"{'mqtts' if self.tls else 'mqtt'}://{auth}{self.host}:{self.port}"
+
+    def log_in(self, client: mqtt.Client, ca_file: str | None) -> None:
+        """Give ``client`` this endpoint's login and, for ``mqtts://``, TLS with
+        ``ca_file`` (the system's CAs when None); a CA file needs an mqtts:// URL."""
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            try:
+                client.tls_set(ca_certs=ca_file)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
+        elif ca_file is not None:
+            raise ConfigError("--mqtt-ca-file needs an mqtts:// broker URL")
 
 
 def _float_setting(env: Mapping[str, str], name: str, default: float) -> float:

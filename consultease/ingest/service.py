@@ -375,15 +375,7 @@ class IngestService:
             manual_ack=True,
             reconnect_on_failure=True,
         )
-        if self.endpoint.username is not None:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            try:
-                client.tls_set(ca_certs=self._ca_file)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
-        elif self._ca_file is not None:
-            raise ConfigError("--mqtt-ca-file needs an mqtts:// broker URL")
+        self.endpoint.log_in(client, self._ca_file)
         client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail

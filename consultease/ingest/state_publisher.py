@@ -44,7 +44,6 @@ from paho.mqtt.reasoncodes import ReasonCode
 from consultease.broker.credentials import state_username
 from consultease.config import MqttEndpoint
 from consultease.domain import FacultyView, Status
-from consultease.errors import ConfigError
 from consultease.ingest.transport import BufferedClient
 from consultease.live.listener import (
     FacultyChanged,
@@ -320,15 +319,7 @@ class StateService:
             reconnect_on_failure=True,
         )
         client.max_inflight_messages_set(MAX_INFLIGHT)
-        if self.endpoint.username is not None:
-            client.username_pw_set(self.endpoint.username, self.endpoint.password)
-        if self.endpoint.tls:
-            try:
-                client.tls_set(ca_certs=ca_file)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
-        elif ca_file is not None:
-            raise ConfigError("--mqtt-ca-file needs an mqtts:// broker URL")
+        self.endpoint.log_in(client, ca_file)
         client.reconnect_delay_set(RECONNECT_MIN_DELAY, RECONNECT_MAX_DELAY)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

@@ -51,7 +51,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from consultease.config import MqttEndpoint
 from consultease.db.connection import connect, first_line
 from consultease.db.readmodel import load_views
-from consultease.errors import ConfigError, ConsultEaseError
+from consultease.errors import ConsultEaseError
 from consultease.live.cache import FacultyCache
 from consultease.live.listener import (
     INITIAL_BACKOFF,
@@ -229,15 +229,7 @@ class BrokerFeed:
             clean_session=True,  # nothing to keep: every reconnect reloads
             reconnect_on_failure=True,
         )
-        if self._endpoint.username is not None:
-            client.username_pw_set(self._endpoint.username, self._endpoint.password)
-        if self._endpoint.tls:
-            try:
-                client.tls_set(ca_certs=ca_file)
-            except (OSError, ValueError) as exc:
-                raise ConfigError(f"cannot set up TLS for the broker: {exc}") from exc
-        elif ca_file is not None:
-            raise ConfigError("--mqtt-ca-file needs an mqtts:// broker URL")
+        self._endpoint.log_in(client, ca_file)
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_subscribe = self._on_subscribe
